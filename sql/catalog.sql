@@ -36,3 +36,28 @@ CREATE TABLE IF NOT EXISTS incidents (
     detectors VARCHAR[] NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );
+
+-- The manifest: every part auditlens wrote, and which source bytes it holds.
+-- An index over data/events/: rebuilt from the parts' own metadata at start.
+CREATE TABLE IF NOT EXISTS parts (
+    part_id VARCHAR NOT NULL PRIMARY KEY,
+    path VARCHAR NOT NULL,              -- relative to the data folder
+    cluster VARCHAR NOT NULL,
+    date DATE NOT NULL,
+    hour INTEGER NOT NULL,
+    flush_seq BIGINT NOT NULL,
+    rows BIGINT NOT NULL,
+    bytes BIGINT NOT NULL,
+    min_ts TIMESTAMP,
+    max_ts TIMESTAMP,
+    created_at TIMESTAMP NOT NULL,
+    removed_at TIMESTAMP,               -- compacted away or expired by retention
+    removed_reason VARCHAR
+);
+CREATE TABLE IF NOT EXISTS part_sources (
+    part_id VARCHAR NOT NULL,
+    source_id VARCHAR NOT NULL,
+    min_offset BIGINT NOT NULL,
+    end_offset BIGINT NOT NULL,         -- exclusive end of the last line
+    rows BIGINT NOT NULL
+);

@@ -8,5 +8,8 @@
 
 pub mod audit;
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod detect;
+pub mod ingest;
 pub mod store;

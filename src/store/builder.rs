@@ -1,0 +1,361 @@
+//! Decoded events → Arrow columns of the fixed schema, one builder per
+//! `(date, hour)` partition.
+//!
+//! Decode workers each fill their own builders for a chunk of lines and hand
+//! finished `RecordBatch`es to the writer, so the only data crossing threads is
+//! columnar. Raw request/response objects are kept only for the resources
+//! [`ObjectRetention`] names; Secret objects are never kept, whatever the
+//! config says, because their data is the secret itself.
+
+use super::schema::event_schema;
+use super::{Result, StoreError};
+use crate::audit::{AuditEvent, IdentityKind};
+use arrow::array::{ArrayRef, Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::record_batch::RecordBatch;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A `(date, hour)` partition: days since the epoch and the hour of day, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartitionKey {
+    pub days_since_epoch: i32,
+    pub hour: u8,
+}
+
+impl PartitionKey {
+    pub fn of_micros(micros: i64) -> PartitionKey {
+        let seconds = micros.div_euclid(1_000_000);
+        let days = seconds.div_euclid(86_400);
+        let hour = (seconds.rem_euclid(86_400) / 3600) as u8;
+        PartitionKey { days_since_epoch: days as i32, hour }
+    }
+
+    /// `YYYY-MM-DD`.
+    pub fn date_text(&self) -> String {
+        let date = chrono::DateTime::from_timestamp(i64::from(self.days_since_epoch) * 86_400, 0)
+            .map(|time| time.format("%Y-%m-%d").to_string());
+        date.unwrap_or_else(|| format!("day-{}", self.days_since_epoch))
+    }
+
+    /// The first microsecond of this hour.
+    pub fn start_micros(&self) -> i64 {
+        (i64::from(self.days_since_epoch) * 86_400 + i64::from(self.hour) * 3600) * 1_000_000
+    }
+}
+
+/// Which raw request/response objects are stored.
+#[derive(Debug, Clone)]
+pub struct ObjectRetention {
+    patterns: Vec<(String, String)>,
+    max_bytes: usize,
+}
+
+impl ObjectRetention {
+    /// `patterns`: `group/resource[/subresource]`, `resource[/subresource]` for
+    /// the core group, `group/*` for a whole group.
+    pub fn new(patterns: &[String], max_bytes: usize) -> ObjectRetention {
+        let patterns = patterns
+            .iter()
+            .map(|pattern| match pattern.split_once('/') {
+                Some((first, rest)) if first.contains('.') => (first.to_string(), rest.to_string()),
+                _ => (String::new(), pattern.clone()),
+            })
+            .collect();
+        ObjectRetention { patterns, max_bytes }
+    }
+
+    pub fn keeps(&self, group: &str, resource: Option<&str>, subresource: Option<&str>) -> bool {
+        let Some(resource) = resource else {
+            return false;
+        };
+        if group.is_empty() && resource == "secrets" {
+            return false;
+        }
+        let full = match subresource {
+            Some(sub) if !sub.is_empty() => format!("{resource}/{sub}"),
+            _ => resource.to_string(),
+        };
+        self.patterns.iter().any(|(pattern_group, pattern_resource)| {
+            pattern_group == group && (pattern_resource == "*" || *pattern_resource == full)
+        })
+    }
+}
+
+/// Where a line came from, stored with its row.
+#[derive(Debug, Clone, Copy)]
+pub struct LineOrigin<'a> {
+    pub source_file: &'a str,
+    pub source_fingerprint: &'a str,
+    pub offset: u64,
+}
+
+/// Column builders for one partition.
+pub struct EventColumns {
+    ts: TimestampMicrosecondBuilder,
+    stage_ts: TimestampMicrosecondBuilder,
+    audit_id: StringBuilder,
+    stage: StringBuilder,
+    level: StringBuilder,
+    verb: StringBuilder,
+    request_uri: StringBuilder,
+    username: StringBuilder,
+    user_groups: ListBuilder<StringBuilder>,
+    impersonated_user: StringBuilder,
+    identity_kind: StringBuilder,
+    sa_namespace: StringBuilder,
+    sa_name: StringBuilder,
+    source_ip: StringBuilder,
+    source_ips: ListBuilder<StringBuilder>,
+    user_agent: StringBuilder,
+    api_group: StringBuilder,
+    api_version: StringBuilder,
+    resource: StringBuilder,
+    subresource: StringBuilder,
+    namespace: StringBuilder,
+    name: StringBuilder,
+    response_code: Int32Builder,
+    response_reason: StringBuilder,
+    decision: StringBuilder,
+    authz_reason: StringBuilder,
+    annotations: StringBuilder,
+    request_object: StringBuilder,
+    response_object: StringBuilder,
+    source_file: StringBuilder,
+    source_fingerprint: StringBuilder,
+    source_offset: Int64Builder,
+    rows: usize,
+    annotation_buffer: String,
+}
+
+impl Default for EventColumns {
+    fn default() -> Self {
+        EventColumns::new()
+    }
+}
+
+impl EventColumns {
+    pub fn new() -> EventColumns {
+        EventColumns {
+            ts: TimestampMicrosecondBuilder::new(),
+            stage_ts: TimestampMicrosecondBuilder::new(),
+            audit_id: StringBuilder::new(),
+            stage: StringBuilder::new(),
+            level: StringBuilder::new(),
+            verb: StringBuilder::new(),
+            request_uri: StringBuilder::new(),
+            username: StringBuilder::new(),
+            user_groups: ListBuilder::new(StringBuilder::new()),
+            impersonated_user: StringBuilder::new(),
+            identity_kind: StringBuilder::new(),
+            sa_namespace: StringBuilder::new(),
+            sa_name: StringBuilder::new(),
+            source_ip: StringBuilder::new(),
+            source_ips: ListBuilder::new(StringBuilder::new()),
+            user_agent: StringBuilder::new(),
+            api_group: StringBuilder::new(),
+            api_version: StringBuilder::new(),
+            resource: StringBuilder::new(),
+            subresource: StringBuilder::new(),
+            namespace: StringBuilder::new(),
+            name: StringBuilder::new(),
+            response_code: Int32Builder::new(),
+            response_reason: StringBuilder::new(),
+            decision: StringBuilder::new(),
+            authz_reason: StringBuilder::new(),
+            annotations: StringBuilder::new(),
+            request_object: StringBuilder::new(),
+            response_object: StringBuilder::new(),
+            source_file: StringBuilder::new(),
+            source_fingerprint: StringBuilder::new(),
+            source_offset: Int64Builder::new(),
+            rows: 0,
+            annotation_buffer: String::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Appends one event. `identity_kind`, `sa_*` describe the effective
+    /// identity (the impersonated user when there is one); `username` is the
+    /// authenticated user.
+    pub fn append(&mut self, event: &AuditEvent, origin: LineOrigin<'_>, retention: &ObjectRetention) {
+        self.ts.append_value(event.ts);
+        self.stage_ts.append_value(event.stage_ts);
+        self.audit_id.append_value(&event.audit_id);
+        self.stage.append_value(&event.stage);
+        append_optional(&mut self.level, Some(event.level.as_str()).filter(|level| !level.is_empty()));
+        self.verb.append_value(&event.verb);
+        append_optional(&mut self.request_uri, Some(event.request_uri.as_str()));
+        self.username.append_value(&event.user.username);
+        for group in &event.user.groups {
+            self.user_groups.values().append_value(group);
+        }
+        self.user_groups.append(true);
+        append_optional(
+            &mut self.impersonated_user,
+            event.impersonated_user.as_ref().map(|user| user.username.as_str()),
+        );
+        let identity = event.effective_identity();
+        self.identity_kind.append_value(identity.kind.as_str());
+        if identity.kind == IdentityKind::ServiceAccount {
+            append_optional(&mut self.sa_namespace, identity.service_account_namespace);
+            append_optional(&mut self.sa_name, identity.service_account_name);
+        } else {
+            self.sa_namespace.append_null();
+            self.sa_name.append_null();
+        }
+        append_optional(&mut self.source_ip, event.source_ip());
+        for address in &event.source_ips {
+            self.source_ips.values().append_value(address);
+        }
+        self.source_ips.append(true);
+        append_optional(&mut self.user_agent, event.user_agent.as_deref());
+        let object = event.object_ref.as_ref();
+        append_optional(&mut self.api_group, object.and_then(|object| object.api_group.as_deref()));
+        append_optional(&mut self.api_version, object.and_then(|object| object.api_version.as_deref()));
+        append_optional(&mut self.resource, event.resource());
+        append_optional(&mut self.subresource, event.subresource());
+        append_optional(&mut self.namespace, event.namespace());
+        append_optional(&mut self.name, event.object_name());
+        self.response_code.append_option(event.response_code());
+        append_optional(
+            &mut self.response_reason,
+            event.response_status.as_ref().and_then(|status| status.reason.as_deref()),
+        );
+        append_optional(&mut self.decision, event.decision());
+        append_optional(&mut self.authz_reason, event.authorization_reason());
+        if event.annotations.is_empty() {
+            self.annotations.append_null();
+        } else {
+            self.annotation_buffer.clear();
+            // Serializing a map of strings cannot fail.
+            if let Ok(text) = serde_json::to_string(&event.annotations) {
+                self.annotation_buffer.push_str(&text);
+            }
+            self.annotations.append_value(&self.annotation_buffer);
+        }
+        let keep = retention.keeps(event.api_group(), event.resource(), event.subresource());
+        let kept = |raw: &Option<Box<serde_json::value::RawValue>>| -> Option<&str> {
+            let text = raw.as_ref()?.get();
+            (keep && text.len() <= retention.max_bytes).then_some(text)
+        };
+        append_optional(&mut self.request_object, kept(&event.request_object));
+        append_optional(&mut self.response_object, kept(&event.response_object));
+        self.source_file.append_value(origin.source_file);
+        self.source_fingerprint.append_value(origin.source_fingerprint);
+        self.source_offset.append_value(origin.offset as i64);
+        self.rows += 1;
+    }
+
+    /// Finishes the columns into a batch of the event schema and resets.
+    pub fn finish(&mut self) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.ts.finish()),
+            Arc::new(self.stage_ts.finish()),
+            Arc::new(self.audit_id.finish()),
+            Arc::new(self.stage.finish()),
+            Arc::new(self.level.finish()),
+            Arc::new(self.verb.finish()),
+            Arc::new(self.request_uri.finish()),
+            Arc::new(self.username.finish()),
+            Arc::new(self.user_groups.finish()),
+            Arc::new(self.impersonated_user.finish()),
+            Arc::new(self.identity_kind.finish()),
+            Arc::new(self.sa_namespace.finish()),
+            Arc::new(self.sa_name.finish()),
+            Arc::new(self.source_ip.finish()),
+            Arc::new(self.source_ips.finish()),
+            Arc::new(self.user_agent.finish()),
+            Arc::new(self.api_group.finish()),
+            Arc::new(self.api_version.finish()),
+            Arc::new(self.resource.finish()),
+            Arc::new(self.subresource.finish()),
+            Arc::new(self.namespace.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.response_code.finish()),
+            Arc::new(self.response_reason.finish()),
+            Arc::new(self.decision.finish()),
+            Arc::new(self.authz_reason.finish()),
+            Arc::new(self.annotations.finish()),
+            Arc::new(self.request_object.finish()),
+            Arc::new(self.response_object.finish()),
+            Arc::new(self.source_file.finish()),
+            Arc::new(self.source_fingerprint.finish()),
+            Arc::new(self.source_offset.finish()),
+        ];
+        self.rows = 0;
+        RecordBatch::try_new(event_schema(), columns)
+            .map_err(|source| StoreError::Arrow { context: "assembling an event batch".into(), source })
+    }
+}
+
+fn append_optional(builder: &mut StringBuilder, value: Option<&str>) {
+    match value {
+        Some(text) => builder.append_value(text),
+        None => builder.append_null(),
+    }
+}
+
+/// Builders for every partition a chunk of lines touches.
+#[derive(Default)]
+pub struct PartitionedColumns {
+    partitions: BTreeMap<PartitionKey, EventColumns>,
+}
+
+impl PartitionedColumns {
+    pub fn append(&mut self, event: &AuditEvent, origin: LineOrigin<'_>, retention: &ObjectRetention) {
+        self.partitions
+            .entry(PartitionKey::of_micros(event.ts))
+            .or_default()
+            .append(event, origin, retention);
+    }
+
+    pub fn rows(&self) -> usize {
+        self.partitions.values().map(EventColumns::len).sum()
+    }
+
+    pub fn finish(self) -> Result<Vec<(PartitionKey, RecordBatch)>> {
+        self.partitions
+            .into_iter()
+            .map(|(key, mut columns)| Ok((key, columns.finish()?)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_keys_follow_utc_hours() {
+        let micros = crate::audit::parse_rfc3339_micros("2026-11-27T09:59:59.999999Z").expect("valid");
+        let key = PartitionKey::of_micros(micros);
+        assert_eq!(key.date_text(), "2026-11-27");
+        assert_eq!(key.hour, 9);
+        assert_eq!(PartitionKey::of_micros(micros + 1).hour, 10);
+        let before_epoch = PartitionKey::of_micros(-1);
+        assert_eq!(before_epoch.date_text(), "1969-12-31");
+        assert_eq!(before_epoch.hour, 23);
+    }
+
+    #[test]
+    fn object_retention_never_keeps_secrets() {
+        let retention = ObjectRetention::new(
+            &["rbac.authorization.k8s.io/*".into(), "pods".into(), "secrets".into(), "serviceaccounts/token".into()],
+            1024,
+        );
+        assert!(retention.keeps("rbac.authorization.k8s.io", Some("clusterroles"), None));
+        assert!(retention.keeps("", Some("pods"), None));
+        assert!(!retention.keeps("", Some("pods"), Some("exec")));
+        assert!(retention.keeps("", Some("serviceaccounts"), Some("token")));
+        assert!(!retention.keeps("", Some("secrets"), None));
+        assert!(!retention.keeps("apps", Some("deployments"), None));
+        assert!(!retention.keeps("", None, None));
+    }
+}
