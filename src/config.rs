@@ -102,8 +102,10 @@ pub struct StoreConfig {
     /// A buffer is written as Parquet at least this often, so data is
     /// queryable within seconds.
     pub flush_interval_ms: u64,
-    /// ... or as soon as it holds this many rows.
+    /// ... or as soon as it holds this many rows,
     pub flush_rows: usize,
+    /// ... or this many bytes of decoded columns (bounds the writer's memory).
+    pub flush_bytes: usize,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
     /// ZSTD level for Parquet pages.
@@ -125,6 +127,7 @@ impl Default for StoreConfig {
         StoreConfig {
             flush_interval_ms: 10_000,
             flush_rows: 131_072,
+            flush_bytes: 64 * 1024 * 1024,
             row_group_rows: 131_072,
             zstd_level: 1,
             retention_days: 90,

@@ -122,6 +122,7 @@ pub fn prepare(data_dir: &Path, config: &Config, maintenance: bool) -> Result<In
         data_dir: data_dir.to_path_buf(),
         decode_threads: config.ingest.decode_thread_count(),
         flush_rows: config.store.flush_rows,
+        flush_bytes: config.store.flush_bytes,
         flush_interval: config.store.flush_interval(),
         row_group_rows: config.store.row_group_rows,
         zstd_level: config.store.zstd_level,

@@ -49,6 +49,7 @@ pub struct PipelineSettings {
     pub data_dir: PathBuf,
     pub decode_threads: usize,
     pub flush_rows: usize,
+    pub flush_bytes: usize,
     pub flush_interval: Duration,
     pub row_group_rows: usize,
     pub zstd_level: i32,
@@ -311,6 +312,7 @@ struct Committer {
     live_events: Option<Sender<Vec<AuditEvent>>>,
     pending: BTreeMap<PartitionKey, PendingPartition>,
     pending_rows: usize,
+    pending_bytes: usize,
     pending_quarantine: Vec<QuarantineEntry>,
     /// source id → (tag, end offset reached, lines)
     pending_sources: HashMap<String, (Arc<SourceTag>, u64, u64)>,
@@ -342,6 +344,7 @@ impl Committer {
             live_events,
             pending: BTreeMap::new(),
             pending_rows: 0,
+            pending_bytes: 0,
             pending_quarantine: Vec::new(),
             pending_sources: HashMap::new(),
             reorder: BTreeMap::new(),
@@ -370,7 +373,9 @@ impl Committer {
                     return self.flush_with_retry(5).map(|_| ());
                 }
             }
-            if self.pending_rows >= self.settings.flush_rows || self.last_flush.elapsed() >= self.settings.flush_interval {
+            if self.pending_rows >= self.settings.flush_rows
+                || self.pending_bytes >= self.settings.flush_bytes
+                || self.last_flush.elapsed() >= self.settings.flush_interval {
                 // A failure here is retried at the next tick; the data stays pending.
                 let _ = self.flush_with_retry(1);
             }
@@ -388,6 +393,7 @@ impl Committer {
             Decoded::Lines { tag, end, lines, partitions, quarantine, events, .. } => {
                 for (key, rows) in partitions {
                     self.pending_rows += rows.batch.num_rows();
+                    self.pending_bytes += rows.batch.get_array_memory_size();
                     let pending = self.pending.entry(key).or_default();
                     pending.batches.push(rows.batch);
                     for span in rows.spans {
@@ -514,6 +520,7 @@ impl Committer {
         }
         self.pending.clear();
         self.pending_rows = 0;
+        self.pending_bytes = 0;
         self.pending_quarantine.clear();
         self.pending_sources.clear();
         self.record_in_catalog(&written);

@@ -141,3 +141,107 @@ fn remove_temporary_files(events_dir: &Path) -> crate::store::Result<usize> {
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditEvent;
+    use crate::store::builder::{LineOrigin, ObjectRetention, PartitionKey, PartitionedColumns};
+    use crate::store::writer::{PartWriter, SourceSpan};
+
+    fn line(index: u64, hour: u32) -> String {
+        format!(
+            "{{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"auditID\":\"id-{index}\",\"stage\":\"ResponseComplete\",\"verb\":\"get\",\
+             \"user\":{{\"username\":\"alice\"}},\"requestReceivedTimestamp\":\"2020-01-01T{hour:02}:00:{:02}Z\"}}",
+            index % 60
+        )
+    }
+
+    fn write_part(writer: &PartWriter, seq: u64, first: u64, count: u64, hour: u32) -> WrittenPart {
+        let retention = ObjectRetention::new(&[], 1024);
+        let mut columns = PartitionedColumns::default();
+        for index in first..first + count {
+            let text = line(index, hour);
+            let event = AuditEvent::decode(text.as_bytes()).expect("valid");
+            columns.append(&event, LineOrigin { source_file: "f", source_fingerprint: "00aa", offset: index * 100 }, &retention);
+        }
+        let batches = columns.finish().expect("batches");
+        let (key, batch): (PartitionKey, _) = batches.into_iter().next().expect("one partition");
+        let span = SourceSpan {
+            source_id: "00aa".into(),
+            fingerprint: "00aa".into(),
+            source_file: "f".into(),
+            min_offset: first * 100,
+            end_offset: (first + count) * 100,
+            rows: count,
+        };
+        writer.write_part("default", key, seq, &[batch], vec![span], Vec::new()).expect("part")
+    }
+
+    #[test]
+    fn orphans_are_removed_and_committed_parts_kept() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let writer = PartWriter::new(crate::store::views::events_dir(data.path()), 1000, 1);
+        let checkpointer = Checkpointer::new(data.path());
+        let committed = write_part(&writer, 1, 0, 10, 9);
+        let mut checkpoints = Checkpoints { last_flush_seq: 1, ..Checkpoints::default() };
+        checkpoints.sources.insert(
+            "00aa".into(),
+            SourceCheckpoint {
+                fingerprint: "00aa".into(),
+                prefix: PrefixCheck { length: 0, hash: 0 },
+                committed_offset: 1000,
+                last_path: "f".into(),
+                lines: 10,
+                updated_at: 0,
+            },
+        );
+        checkpointer.store(&checkpoints).expect("commit");
+        let orphan = write_part(&writer, 2, 10, 5, 10);
+        let recovery = recover(data.path()).expect("recover");
+        assert_eq!(recovery.orphans_removed, 1);
+        assert!(!orphan.path.exists());
+        assert!(committed.path.exists());
+        assert_eq!(recovery.parts.len(), 1);
+        assert_eq!(recovery.checkpoints, checkpoints);
+    }
+
+    #[test]
+    fn lost_checkpoints_are_rebuilt_from_the_parts() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let writer = PartWriter::new(crate::store::views::events_dir(data.path()), 1000, 1);
+        write_part(&writer, 1, 0, 10, 9);
+        write_part(&writer, 2, 10, 5, 10);
+        let recovery = recover(data.path()).expect("recover");
+        assert!(recovery.checkpoints_rebuilt);
+        assert_eq!(recovery.checkpoints.last_flush_seq, 2);
+        assert_eq!(recovery.checkpoints.sources["00aa"].committed_offset, 1500);
+        assert_eq!(recovery.checkpoints.sources["00aa"].lines, 15);
+        assert!(Checkpointer::new(data.path()).load().expect("stored").is_some());
+    }
+
+    #[test]
+    fn a_committed_compaction_finishes_at_start_and_an_uncommitted_one_is_undone() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let events = crate::store::views::events_dir(data.path());
+        let writer = PartWriter::new(&events, 1000, 1);
+        let parts: Vec<WrittenPart> = (0..3).map(|index| write_part(&writer, index + 1, index * 10, 10, 9)).collect();
+        let checkpointer = Checkpointer::new(data.path());
+        checkpointer.store(&Checkpoints { last_flush_seq: 3, ..Checkpoints::default() }).expect("commit");
+        let candidate = crate::store::compaction::partitions_to_compact(&events, 2, i64::MAX).expect("list").remove(0);
+        // Uncommitted compaction (seq 4 > 3): the compacted part is the orphan.
+        let compacted = crate::store::compaction::compact(&writer, &candidate, 4).expect("compact");
+        let recovery = recover(data.path()).expect("recover");
+        assert!(!compacted.path.exists());
+        assert_eq!(recovery.parts.len(), 3);
+        // Committed compaction: the replaced parts go.
+        let compacted = crate::store::compaction::compact(&writer, &candidate, 4).expect("compact");
+        checkpointer.store(&Checkpoints { last_flush_seq: 4, ..Checkpoints::default() }).expect("commit");
+        let recovery = recover(data.path()).expect("recover");
+        assert_eq!(recovery.replaced_removed, 3);
+        assert!(parts.iter().all(|part| !part.path.exists()));
+        assert_eq!(recovery.parts.len(), 1);
+        assert_eq!(recovery.parts[0].metadata.rows, 30);
+        assert_eq!(recovery.parts[0].path, compacted.path);
+    }
+}

@@ -13,7 +13,6 @@
 use super::builder::PartitionKey;
 use super::schema::event_schema;
 use super::{Result, StoreError};
-use arrow::compute::{SortOptions, concat_batches, sort_to_indices, take_record_batch};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -110,10 +109,14 @@ impl PartWriter {
         replaces: Vec<String>,
     ) -> Result<WrittenPart> {
         let schema = event_schema();
-        let combined = concat_batches(&schema, batches)
-            .map_err(|source| StoreError::Arrow { context: "concatenating a partition's batches".into(), source })?;
-        let sorted = sort_by_ts(&combined)?;
-        let (min_ts, max_ts) = ts_range(&sorted);
+        let order = ts_order(batches)?;
+        let rows = order.len();
+        let min_ts = order.first().map_or(0, |entry| entry.0);
+        let max_ts = order.last().map_or(0, |entry| entry.0);
+        let sorted_chunk = |range: std::ops::Range<usize>| -> Result<RecordBatch> {
+            let indices: Vec<(usize, usize)> = order[range].iter().map(|entry| (entry.1, entry.2)).collect();
+            interleave_rows(&schema, batches, &indices)
+        };
         let date = partition.date_text();
         let id = part_id(flush_seq);
         let metadata = PartMetadata {
@@ -123,7 +126,7 @@ impl PartWriter {
             cluster: cluster.to_string(),
             date: date.clone(),
             hour: partition.hour,
-            rows: sorted.num_rows() as u64,
+            rows: rows as u64,
             min_ts,
             max_ts,
             sources,
@@ -147,9 +150,20 @@ impl PartWriter {
                 .map_err(|source| StoreError::Io { path: temporary_path.clone(), source })?;
             let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
                 .map_err(|source| StoreError::Parquet { context: format!("opening {}", temporary_path.display()), source })?;
-            writer
-                .write(&sorted)
-                .map_err(|source| StoreError::Parquet { context: format!("writing {}", temporary_path.display()), source })?;
+            // One row group's worth of sorted rows at a time: memory holds the
+            // pending batches plus one row group, never a second full copy.
+            let mut start = 0;
+            while start < rows {
+                let end = (start + self.row_group_rows).min(rows);
+                let chunk = sorted_chunk(start..end)?;
+                writer
+                    .write(&chunk)
+                    .map_err(|source| StoreError::Parquet { context: format!("writing {}", temporary_path.display()), source })?;
+                writer
+                    .flush()
+                    .map_err(|source| StoreError::Parquet { context: format!("writing {}", temporary_path.display()), source })?;
+                start = end;
+            }
             let file = writer
                 .into_inner()
                 .map_err(|source| StoreError::Parquet { context: format!("closing {}", temporary_path.display()), source })?;
@@ -205,21 +219,34 @@ pub fn sync_dir(directory: &Path) -> Result<()> {
         .map_err(|source| StoreError::Io { path: directory.to_path_buf(), source })
 }
 
-fn sort_by_ts(batch: &RecordBatch) -> Result<RecordBatch> {
-    let indices = sort_to_indices(batch.column(0), Some(SortOptions { descending: false, nulls_first: false }), None)
-        .map_err(|source| StoreError::Arrow { context: "sorting by ts".into(), source })?;
-    take_record_batch(batch, &indices).map_err(|source| StoreError::Arrow { context: "reordering by ts".into(), source })
+/// (ts, batch index, row index) of every row, in ts order (stable).
+fn ts_order(batches: &[RecordBatch]) -> Result<Vec<(i64, usize, usize)>> {
+    use arrow::array::{Array, TimestampMicrosecondArray};
+    let mut order = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+    for (batch_index, batch) in batches.iter().enumerate() {
+        let ts = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .ok_or_else(|| StoreError::Invalid("the first column of an event batch is not ts".into()))?;
+        for row in 0..ts.len() {
+            order.push((ts.value(row), batch_index, row));
+        }
+    }
+    order.sort_by_key(|entry| entry.0);
+    Ok(order)
 }
 
-fn ts_range(batch: &RecordBatch) -> (i64, i64) {
-    use arrow::array::{Array, TimestampMicrosecondArray};
-    let Some(ts) = batch.column(0).as_any().downcast_ref::<TimestampMicrosecondArray>() else {
-        return (0, 0);
-    };
-    if ts.is_empty() {
-        return (0, 0);
+/// Builds one batch from rows picked across `batches`.
+fn interleave_rows(schema: &arrow::datatypes::SchemaRef, batches: &[RecordBatch], indices: &[(usize, usize)]) -> Result<RecordBatch> {
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for column in 0..schema.fields().len() {
+        let arrays: Vec<&dyn arrow::array::Array> = batches.iter().map(|batch| batch.column(column).as_ref()).collect();
+        let array = arrow::compute::interleave(&arrays, indices)
+            .map_err(|source| StoreError::Arrow { context: "ordering rows by ts".into(), source })?;
+        columns.push(array);
     }
-    (ts.value(0), ts.value(ts.len() - 1))
+    RecordBatch::try_new(schema.clone(), columns).map_err(|source| StoreError::Arrow { context: "ordering rows by ts".into(), source })
 }
 
 #[cfg(test)]
