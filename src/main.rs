@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "auditlens", version, about = "Kubernetes audit-log daemon: exactly-once history, anomaly detection, RBAC guardrails")]
+#[command(
+    name = "auditlens",
+    version,
+    about = "Kubernetes audit-log daemon: exactly-once history, anomaly detection, RBAC guardrails"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalOptions,
@@ -17,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write a realistic cluster's audit log with labeled attacks (see docs/SIMULATOR.md).
+    Simulate(auditlens::simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +38,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Simulate(args) => {
+            auditlens::simulate::run(args, &cli.global)?;
+        }
+    }
+    Ok(())
 }
