@@ -4,8 +4,11 @@
 //! lease renewal every 10 s, a watch re-established when its timeout ends) or
 //! random with a rate that follows a rhythm (constant, daily traffic, the
 //! working hours of one person's timezone). Machine activities are scaled
-//! together so the whole cluster hits the requested event rate; human and CI
-//! activity keeps its natural rate, so a small `--rate` still has people in it.
+//! together so the whole cluster hits the requested event rate: random ones
+//! by the factor, periodic ones (leases, heartbeats) only when the factor is
+//! below one, so a busy cluster never renews its leases faster than a real
+//! one. Human and CI activity keeps its natural rate, so a small `--rate`
+//! still has people in it.
 
 use super::cluster::{Application, Cluster, HumanRole, rc};
 use super::engine::{Call, Engine, MICROS_PER_SECOND};
@@ -263,7 +266,7 @@ pub(crate) fn activities(cluster: &Cluster, rng: &mut impl Rng) -> Vec<Activity>
         list.push(every(ActivityKind::NodeStatusPatch { node: index }, 300.0));
         list.push(random(
             ActivityKind::PodStatus { node: index },
-            24.0,
+            90.0,
             Rhythm::Traffic,
         ));
         list.push(random(
@@ -329,7 +332,7 @@ pub(crate) fn activities(cluster: &Cluster, rng: &mut impl Rng) -> Vec<Activity>
         },
         10.0,
     ));
-    list.push(random(ActivityKind::FlowControl, 40.0, Rhythm::Constant));
+    list.push(random(ActivityKind::FlowControl, 240.0, Rhythm::Constant));
     for resource in [
         r::PODS,
         r::NODES,
@@ -403,7 +406,7 @@ pub(crate) fn activities(cluster: &Cluster, rng: &mut impl Rng) -> Vec<Activity>
         2.0,
         Rhythm::Constant,
     ));
-    list.push(random(ActivityKind::EndpointSlices, 30.0, Rhythm::Traffic));
+    list.push(random(ActivityKind::EndpointSlices, 120.0, Rhythm::Traffic));
     list.push(random(
         ActivityKind::DeploymentStatus,
         6.0,
@@ -412,7 +415,11 @@ pub(crate) fn activities(cluster: &Cluster, rng: &mut impl Rng) -> Vec<Activity>
     let node_names: Vec<String> = cluster.nodes.iter().map(|node| node.name.clone()).collect();
     let mut node_get = CallTemplate::new(known.node_controller, "get", r::NODES);
     node_get.name = Pick::Any(node_names.clone());
-    list.push(random(ActivityKind::Call(node_get), 12.0, Rhythm::Constant));
+    list.push(random(
+        ActivityKind::Call(node_get),
+        120.0,
+        Rhythm::Constant,
+    ));
     let mut attach_get = CallTemplate::new(known.attachdetach_controller, "get", r::NODES);
     attach_get.name = Pick::Any(node_names.clone());
     list.push(random(
@@ -435,7 +442,7 @@ pub(crate) fn activities(cluster: &Cluster, rng: &mut impl Rng) -> Vec<Activity>
     volume_get.name = Pick::Any(volumes);
     list.push(random(
         ActivityKind::Call(volume_get),
-        60.0,
+        240.0,
         Rhythm::Constant,
     ));
     for (app_index, app) in cluster.applications.iter().enumerate() {
@@ -457,13 +464,13 @@ pub(crate) fn activities(cluster: &Cluster, rng: &mut impl Rng) -> Vec<Activity>
     token_review.query = QueryStyle::Timeout(10);
     list.push(random(
         ActivityKind::Call(token_review.clone()),
-        20.0,
+        240.0,
         Rhythm::Traffic,
     ));
     token_review.resource = r::SUBJECTACCESSREVIEWS;
     list.push(random(
         ActivityKind::Call(token_review),
-        20.0,
+        480.0,
         Rhythm::Traffic,
     ));
     let mut monitored: Vec<Rc<str>> = vec![rc("monitoring"), kube_system.clone()];
@@ -482,7 +489,7 @@ pub(crate) fn activities(cluster: &Cluster, rng: &mut impl Rng) -> Vec<Activity>
     }
     list.push(random(
         ActivityKind::PrometheusConfig,
-        20.0,
+        120.0,
         Rhythm::Constant,
     ));
     for resource in [
@@ -600,7 +607,7 @@ pub(crate) fn activities(cluster: &Cluster, rng: &mut impl Rng) -> Vec<Activity>
     }
     list.push(random(
         ActivityKind::ArgoRefresh,
-        20.0 * cluster.applications.len() as f64,
+        60.0 * cluster.applications.len() as f64,
         Rhythm::Constant,
     ));
     list.push(unscaled(random(
@@ -623,14 +630,16 @@ pub(crate) fn activities(cluster: &Cluster, rng: &mut impl Rng) -> Vec<Activity>
 
     // Applications.
     for (index, app) in cluster.applications.iter().enumerate() {
+        // Some applications read their configuration on every request, some once a minute.
+        let chattiness = [900.0, 120.0, 500.0, 60.0, 700.0, 300.0][index % 6];
         list.push(random(
             ActivityKind::ApplicationConfig { app: index },
-            30.0,
+            chattiness,
             Rhythm::Traffic,
         ));
         list.push(random(
             ActivityKind::ApplicationSecret { app: index },
-            6.0,
+            chattiness / 10.0,
             Rhythm::Traffic,
         ));
         if index % 4 == 1 {
@@ -677,7 +686,8 @@ impl Engine {
                 match activity.timing {
                     Timing::Every { period, jitter } => {
                         self.fire(&activity.kind, at);
-                        let period = period as f64 / scale;
+                        // Periodic work keeps its real period; only low rates slow it down.
+                        let period = period as f64 / scale.min(1.0);
                         let jittered =
                             period * (1.0 + jitter * (self.rng.random::<f64>() * 2.0 - 1.0));
                         activity.next_at = at + jittered.max(1000.0) as i64;
@@ -701,7 +711,7 @@ impl Engine {
         for activity in activities.iter_mut() {
             let scale = if activity.scaled { machine_scale } else { 1.0 };
             let span = match activity.timing {
-                Timing::Every { period, .. } => period as f64 / scale,
+                Timing::Every { period, .. } => period as f64 / scale.min(1.0),
                 Timing::Random { per_hour } => HOUR as f64 / (per_hour * scale).max(1e-9),
             };
             activity.next_at = start + (self.rng.random::<f64>() * span.min(DAY as f64)) as i64;

@@ -14,27 +14,43 @@ pub(crate) fn push_string(buffer: &mut Vec<u8>, text: &str) {
     buffer.push(b'"');
 }
 
+/// Bytes that need an escape inside a JSON string (as Go's encoding/json writes it).
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table[b'<' as usize] = true;
+    table[b'>' as usize] = true;
+    table[b'&' as usize] = true;
+    table
+};
+
 /// Appends `text` escaped for the inside of a JSON string literal.
 pub(crate) fn push_escaped(buffer: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
+    // Almost every string needs no escape: copy it whole.
+    let Some(first) = bytes.iter().position(|&byte| NEEDS_ESCAPE[byte as usize]) else {
+        buffer.extend_from_slice(bytes);
+        return;
+    };
     let mut start = 0;
-    for (index, &byte) in bytes.iter().enumerate() {
-        let escape: Option<&[u8]> = match byte {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            b'\n' => Some(b"\\n"),
-            b'\r' => Some(b"\\r"),
-            b'\t' => Some(b"\\t"),
-            b'<' => Some(b"\\u003c"),
-            b'>' => Some(b"\\u003e"),
-            b'&' => Some(b"\\u0026"),
-            0..=0x1f => None,
-            _ => continue,
-        };
+    for (index, &byte) in bytes.iter().enumerate().skip(first) {
+        if !NEEDS_ESCAPE[byte as usize] {
+            continue;
+        }
         buffer.extend_from_slice(&bytes[start..index]);
-        match escape {
-            Some(sequence) => buffer.extend_from_slice(sequence),
-            None => {
+        match byte {
+            b'"' => buffer.extend_from_slice(b"\\\""),
+            b'\\' => buffer.extend_from_slice(b"\\\\"),
+            b'\n' => buffer.extend_from_slice(b"\\n"),
+            b'\r' => buffer.extend_from_slice(b"\\r"),
+            b'\t' => buffer.extend_from_slice(b"\\t"),
+            _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 buffer.extend_from_slice(b"\\u00");
                 buffer.push(HEX[(byte >> 4) as usize]);

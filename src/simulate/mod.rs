@@ -437,24 +437,44 @@ fn place(engine: &mut Engine, scenario: &scenarios::Scenario, first: i64, last: 
 
 /// The factor on machine activity that gives the requested event rate.
 ///
-/// Machine events grow linearly with the factor (plus a fixed part: watches,
-/// cascades, CI), so two short dry runs at factors 1 and 2 give the line.
+/// Machine events per second are `fixed + periodic·min(f, 1) + random·f`
+/// (fixed: watches, cascades, CI), so three short dry runs at factors ½, 1 and
+/// 2 give the three parts.
 fn calibrate(config: &SimulationConfig) -> f64 {
-    let sample = HOUR / 2;
+    // Ten minutes at four times of day, since traffic follows a daily wave.
+    let sample = 10 * 60 * MICROS_PER_SECOND;
     let measure = |scale: f64| -> f64 {
-        let mut calibration = config.clone();
-        calibration.attacks.clear();
-        let mut simulation = Simulation::build(&calibration, scale, false);
-        simulation.end = config.start + sample;
-        // The counting sink cannot fail.
-        let _ = simulation.advance_to(simulation.end, &mut CountingSink);
-        simulation.engine.counts.machine_events as f64 / (sample / MICROS_PER_SECOND) as f64
+        let mut events = 0;
+        for quarter in 0..4 {
+            let mut calibration = config.clone();
+            calibration.attacks.clear();
+            calibration.start = config.start + quarter * 6 * HOUR;
+            let mut simulation = Simulation::build(&calibration, scale, false);
+            simulation.end = calibration.start + sample;
+            // The counting sink cannot fail.
+            let _ = simulation.advance_to(simulation.end, &mut CountingSink);
+            events += simulation.engine.counts.machine_events;
+        }
+        events as f64 / (4 * sample / MICROS_PER_SECOND) as f64
     };
-    let at_one = measure(1.0);
-    let at_two = measure(2.0);
-    let per_unit = (at_two - at_one).max(1e-6);
-    let fixed = (at_one - per_unit).max(0.0);
-    ((config.events_per_second - fixed) / per_unit).clamp(0.002, 10_000.0)
+    let (at_half, at_one, at_two) = (measure(0.5), measure(1.0), measure(2.0));
+    let random = (at_two - at_one).max(1e-6);
+    let scaled_below_one = (2.0 * (at_one - at_half)).max(1e-6);
+    let fixed = (at_one - scaled_below_one).max(0.0);
+    let target = config.events_per_second;
+    let factor = if target >= at_one {
+        1.0 + (target - at_one) / random
+    } else {
+        (target - fixed).max(0.0) / scaled_below_one
+    };
+    tracing::info!(
+        at_half,
+        at_one,
+        at_two,
+        factor,
+        "calibrated machine activity"
+    );
+    factor.clamp(0.002, 10_000.0)
 }
 
 /// Runs a simulation as fast as possible into `out_dir`.
