@@ -549,6 +549,7 @@ fn live_mode_writes_in_sped_up_real_time_and_stops_on_request() {
         attack_count: 1,
         max_size_mb: 0.2,
         gzip: true,
+        gzip_level: 1,
         max_backups: None,
         single_file: false,
         live: true,

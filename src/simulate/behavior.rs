@@ -235,7 +235,8 @@ fn watch(template: CallTemplate) -> Activity {
             jitter: 0.33,
         },
         rhythm: Rhythm::Constant,
-        scaled: false,
+        // Like every periodic activity: real period, thinned only for low rates.
+        scaled: true,
         next_at: 0,
     }
 }

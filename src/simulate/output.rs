@@ -28,6 +28,8 @@ pub struct RotationOptions {
     pub max_size_bytes: Option<u64>,
     /// `--audit-log-compress`.
     pub gzip: bool,
+    /// Gzip level, 1 to 9.
+    pub gzip_level: u32,
     /// `--audit-log-maxbackup`; `None` keeps every backup.
     pub max_backups: Option<usize>,
 }
@@ -59,7 +61,7 @@ impl RotatingWriter {
         let path = directory.join("audit.log");
         let file = File::create(&path).map_err(|source| io_error(&path, source))?;
         let (sender, receiver) = channel::<PathBuf>();
-        let (gzip, max_backups) = (options.gzip, options.max_backups);
+        let (gzip, level, max_backups) = (options.gzip, options.gzip_level, options.max_backups);
         let mill = std::thread::Builder::new()
             .name("auditlens-simulate-rotation".into())
             .spawn(move || -> Result<(), SimulateError> {
@@ -69,7 +71,7 @@ impl RotatingWriter {
                         let mut compressed = backup.clone().into_os_string();
                         compressed.push(".gz");
                         let compressed = PathBuf::from(compressed);
-                        compress(&backup, &compressed)?;
+                        compress(&backup, &compressed, level)?;
                         fs::remove_file(&backup).map_err(|source| io_error(&backup, source))?;
                         compressed
                     } else {
@@ -166,13 +168,11 @@ impl LineSink for RotatingWriter {
     }
 }
 
-/// Gzips `source` into `target` at the fastest level (generation outruns
-/// default-level gzip several times over); mtime 0 in the header, so output is
-/// reproducible.
-fn compress(source: &Path, target: &Path) -> Result<(), SimulateError> {
+/// Gzips `source` into `target`; mtime 0 in the header, so output is reproducible.
+fn compress(source: &Path, target: &Path, level: u32) -> Result<(), SimulateError> {
     let mut input = File::open(source).map_err(|error| io_error(source, error))?;
     let output = File::create(target).map_err(|error| io_error(target, error))?;
-    let mut encoder = GzEncoder::new(BufWriter::new(output), Compression::fast());
+    let mut encoder = GzEncoder::new(BufWriter::new(output), Compression::new(level.clamp(1, 9)));
     std::io::copy(&mut input, &mut encoder).map_err(|error| io_error(target, error))?;
     let mut writer = encoder.finish().map_err(|error| io_error(target, error))?;
     writer.flush().map_err(|error| io_error(target, error))?;
@@ -189,6 +189,7 @@ mod tests {
         let options = RotationOptions {
             max_size_bytes: Some(100),
             gzip: true,
+            gzip_level: 6,
             max_backups: Some(2),
         };
         let mut writer = RotatingWriter::create(directory.path(), options).expect("create");
