@@ -12,4 +12,5 @@ pub mod config;
 pub mod daemon;
 pub mod detect;
 pub mod ingest;
+pub mod simulate;
 pub mod store;

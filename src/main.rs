@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "auditlens", version, about = "Kubernetes audit-log daemon: exactly-once history, anomaly detection, RBAC guardrails")]
+#[command(
+    name = "auditlens",
+    version,
+    about = "Kubernetes audit-log daemon: exactly-once history, anomaly detection, RBAC guardrails"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalOptions,
@@ -24,6 +28,33 @@ enum Command {
     Ingest(auditlens::ingest::IngestArgs),
     /// Run one read-only SQL query over the stored events (works while the daemon runs).
     Sql(SqlArgs),
+    /// Write a realistic cluster's audit log with labeled attacks (see docs/SIMULATOR.md).
+    Simulate(auditlens::simulate::SimulateArgs),
+    /// Run rules and first-seen novelty over stored history; print one anomaly per line.
+    Detect(auditlens::detect::DetectArgs),
+    /// Score detection against a labels file: recall per scenario, false incidents per day.
+    Eval(auditlens::detect::EvalArgs),
+    /// RBAC: who-can, effective permissions, risk audit, least-privilege recommendations, snapshots.
+    Rbac(auditlens::rbac::RbacArgs),
+    /// The RBAC admission webhook (and `guard export` for ValidatingAdmissionPolicy YAML).
+    Guard(auditlens::rbac::GuardArgs),
+    /// Build the nightly report of one UTC day (JSON, Markdown or self-contained HTML).
+    Report(auditlens::report::ReportArgs),
+    /// Run one read-only SQL statement on a server (`auditlens query "SELECT ..."`).
+    Query(auditlens::api::cli::QueryArgs),
+    /// List anomalies from a server; --follow streams new ones.
+    Anomalies(auditlens::api::cli::AnomaliesArgs),
+    /// What an identity normally does.
+    Profile(auditlens::api::cli::ProfileArgs),
+    /// Server health and ingest progress.
+    Status(auditlens::api::cli::StatusArgs),
+    /// Run a canned investigation (sql/investigations/*.sql); --list shows them.
+    Investigate(auditlens::api::cli::InvestigateArgs),
+    /// Interactive SQL session over gRPC.
+    Shell(auditlens::api::cli::ShellArgs),
+    /// Serve only the gRPC API over a data folder (development and tests).
+    #[command(hide = true)]
+    ApiServe(auditlens::api::cli::ApiServeArgs),
 }
 
 #[derive(clap::Args)]
@@ -41,7 +72,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::from(1)
+            // rbac: 2 for usage errors, 3 for `rbac audit --fail-on` findings.
+            let code = error
+                .downcast_ref::<auditlens::rbac::CommandError>()
+                .map_or(1, auditlens::rbac::CommandError::exit_code);
+            ExitCode::from(code)
         }
     }
 }
@@ -91,13 +126,30 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Sql(args) => {
-            let batches = auditlens::store::local_query::run_query(&global.data_dir, &args.statement)
-                .context("query failed")?;
+            let batches = auditlens::store::local_query::run_query(&global.data_dir, &args.statement).context("query failed")?;
             print!("{}", auditlens::store::local_query::render(&batches, args.format)?);
             if args.format == auditlens::store::local_query::OutputFormat::Table {
                 println!();
             }
         }
+        Command::Simulate(args) => {
+            auditlens::simulate::run(args, &global)?;
+        }
+        Command::Detect(args) => auditlens::detect::run_detect(&args, &global)?,
+        Command::Eval(args) => auditlens::detect::run_eval(&args, &global)?,
+        Command::Rbac(args) => auditlens::rbac::run(args, &global)?,
+        Command::Guard(args) => auditlens::rbac::run_guard(args, &global)?,
+        Command::Report(args) => {
+            let config = load_config(&global)?;
+            auditlens::report::run(&args, &global, &config).context("report failed")?;
+        }
+        Command::Query(args) => auditlens::api::cli::run_query_command(args, &global)?,
+        Command::Anomalies(args) => auditlens::api::cli::run_anomalies(args, &global)?,
+        Command::Profile(args) => auditlens::api::cli::run_profile(args, &global)?,
+        Command::Status(args) => auditlens::api::cli::run_status(args, &global)?,
+        Command::Investigate(args) => auditlens::api::cli::run_investigate(args, &global)?,
+        Command::Shell(args) => auditlens::api::cli::run_shell(args, &global)?,
+        Command::ApiServe(args) => auditlens::api::cli::run_api_serve(args, &global)?,
     }
     Ok(())
 }
