@@ -17,6 +17,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// RBAC: who-can, effective permissions, risk audit, least-privilege recommendations, snapshots.
+    Rbac(auditlens::rbac::RbacArgs),
+    /// The RBAC admission webhook (and `guard export` for ValidatingAdmissionPolicy YAML).
+    Guard(auditlens::rbac::GuardArgs),
 }
 
 fn main() -> ExitCode {
@@ -26,11 +30,19 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::from(1)
+            // rbac: 2 for usage errors, 3 for `rbac audit --fail-on` findings.
+            let code = error
+                .downcast_ref::<auditlens::rbac::CommandError>()
+                .map_or(1, auditlens::rbac::CommandError::exit_code);
+            ExitCode::from(code)
         }
     }
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Rbac(args) => auditlens::rbac::run(args, &cli.global)?,
+        Command::Guard(args) => auditlens::rbac::run_guard(args, &cli.global)?,
+    }
+    Ok(())
 }
