@@ -28,8 +28,10 @@ use chrono::{NaiveDate, Utc};
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Subject};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::io;
 
 /// The subject a finding is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -67,7 +69,8 @@ pub struct Finding {
     /// Where the grant applies; `null` is cluster-wide.
     pub namespace: Option<String>,
     pub reason: String,
-    pub fix: String,
+    /// The check's fix text (shared, not copied per finding).
+    pub fix: Cow<'static, str>,
     pub origin: Origin,
 }
 
@@ -724,10 +727,7 @@ impl FindingSink {
         reason: String,
         origin: Origin,
     ) {
-        let fix = check_info(check)
-            .map(|info| info.fix)
-            .unwrap_or_default()
-            .to_string();
+        let fix = Cow::Borrowed(check_info(check).map(|info| info.fix).unwrap_or_default());
         let (severity, reason) = match origin {
             Origin::Builtin => (
                 Severity::Info,
@@ -1145,21 +1145,26 @@ fn apply_exceptions(findings: Vec<Finding>, config: &RbacConfig, today: NaiveDat
     report
 }
 
-/// `{"findings": [...]}`.
-pub fn render_json(findings: &[Finding]) -> String {
-    let document = serde_json::json!({ "findings": findings });
-    serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{\"findings\": []}".into())
+/// `{"findings": [...]}`, streamed to `out` (no intermediate JSON tree).
+pub fn write_json(findings: &[Finding], out: &mut impl io::Write) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Document<'a> {
+        findings: &'a [Finding],
+    }
+    serde_json::to_writer_pretty(&mut *out, &Document { findings }).map_err(io::Error::other)?;
+    writeln!(out)
 }
 
-/// A fixed-width table for terminals.
-pub fn render_table(findings: &[Finding]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
+/// A fixed-width table for terminals, streamed to `out`.
+pub fn write_table(findings: &[Finding], out: &mut impl io::Write) -> io::Result<()> {
+    writeln!(
         out,
         "{:<4} {:<8} {:<8} {:<40} {:<45} {:<40} {:<16} REASON",
         "CHECK", "SEVERITY", "ORIGIN", "SUBJECT", "BINDING", "ROLE", "NAMESPACE"
-    );
+    )?;
+    let mut counts: BTreeMap<Severity, usize> = BTreeMap::new();
     for finding in findings {
+        *counts.entry(finding.severity).or_default() += 1;
         let subject = match &finding.subject.namespace {
             Some(namespace) => format!(
                 "{}:{}/{}",
@@ -1172,7 +1177,7 @@ pub fn render_table(findings: &[Finding]) -> String {
             Origin::Builtin => "builtin",
             Origin::Vendor => "vendor",
         };
-        let _ = writeln!(
+        writeln!(
             out,
             "{:<4} {:<8} {:<8} {:<40} {:<45} {:<40} {:<16} {}",
             finding.check,
@@ -1183,30 +1188,26 @@ pub fn render_table(findings: &[Finding]) -> String {
             finding.role,
             finding.namespace.as_deref().unwrap_or("*"),
             finding.reason
-        );
-    }
-    let mut counts: BTreeMap<Severity, usize> = BTreeMap::new();
-    for finding in findings {
-        *counts.entry(finding.severity).or_default() += 1;
+        )?;
     }
     let summary: Vec<String> = counts
         .iter()
         .rev()
         .map(|(severity, count)| format!("{count} {severity}"))
         .collect();
-    let _ = writeln!(
+    writeln!(
         out,
         "{} findings{}{}",
         findings.len(),
         if summary.is_empty() { "" } else { ": " },
         summary.join(", ")
-    );
-    out
+    )
 }
 
 /// SARIF 2.1.0: one rule per check, one result per finding, located logically
 /// at the binding (or subject) since RBAC objects have no file position.
-pub fn render_sarif(findings: &[Finding]) -> String {
+/// Streamed: the header, then one result at a time.
+pub fn write_sarif(findings: &[Finding], out: &mut impl io::Write) -> io::Result<()> {
     let rules: Vec<serde_json::Value> = CHECKS
         .iter()
         .map(|check| {
@@ -1219,57 +1220,80 @@ pub fn render_sarif(findings: &[Finding]) -> String {
             })
         })
         .collect();
-    let results: Vec<serde_json::Value> = findings
-        .iter()
-        .map(|finding| {
-            let level = match finding.severity {
-                Severity::Critical | Severity::High => "error",
-                Severity::Medium => "warning",
-                Severity::Low | Severity::Info => "note",
-            };
-            let location = if finding.binding.is_empty() {
-                format!("{}/{}", finding.subject.kind, finding.subject.name)
-            } else {
-                finding.binding.clone()
-            };
-            let security_severity = match finding.severity {
-                Severity::Critical => "9.5",
-                Severity::High => "8.0",
-                Severity::Medium => "5.5",
-                Severity::Low => "3.0",
-                Severity::Info => "0.0",
-            };
-            serde_json::json!({
-                "ruleId": finding.check,
-                "ruleIndex": CHECKS.iter().position(|check| check.id == finding.check).unwrap_or(0),
-                "level": level,
-                "message": {"text": format!("{} {}: {}. Fix: {}", finding.subject.kind, finding.subject.name, finding.reason, finding.fix)},
-                "locations": [{"logicalLocations": [{"fullyQualifiedName": location, "kind": "resource"}]}],
-                "partialFingerprints": {"auditlens/v1": format!("{}|{}|{}|{}", finding.check, finding.binding, finding.subject.kind, finding.subject.name)},
-                "properties": {
-                    "severity": finding.severity.as_str(),
-                    "security-severity": security_severity,
-                    "origin": finding.origin,
-                    "role": finding.role,
-                    "namespace": finding.namespace,
-                },
-            })
-        })
-        .collect();
-    let document = serde_json::json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "auditlens",
-                "informationUri": "https://github.com/auditlens/auditlens",
-                "version": env!("CARGO_PKG_VERSION"),
-                "rules": rules,
-            }},
-            "results": results,
-        }],
+    let driver = serde_json::json!({
+        "name": "auditlens",
+        "informationUri": "https://github.com/auditlens/auditlens",
+        "version": env!("CARGO_PKG_VERSION"),
+        "rules": rules,
     });
-    serde_json::to_string_pretty(&document).unwrap_or_default()
+    write!(
+        out,
+        "{{\"$schema\": \"https://json.schemastore.org/sarif-2.1.0.json\", \"version\": \"2.1.0\", \"runs\": [{{\"tool\": {{\"driver\": "
+    )?;
+    serde_json::to_writer(&mut *out, &driver).map_err(io::Error::other)?;
+    write!(out, "}}, \"results\": [")?;
+    for (index, finding) in findings.iter().enumerate() {
+        let level = match finding.severity {
+            Severity::Critical | Severity::High => "error",
+            Severity::Medium => "warning",
+            Severity::Low | Severity::Info => "note",
+        };
+        let location = if finding.binding.is_empty() {
+            format!("{}/{}", finding.subject.kind, finding.subject.name)
+        } else {
+            finding.binding.clone()
+        };
+        let security_severity = match finding.severity {
+            Severity::Critical => "9.5",
+            Severity::High => "8.0",
+            Severity::Medium => "5.5",
+            Severity::Low => "3.0",
+            Severity::Info => "0.0",
+        };
+        let result = serde_json::json!({
+            "ruleId": finding.check,
+            "ruleIndex": CHECKS.iter().position(|check| check.id == finding.check).unwrap_or(0),
+            "level": level,
+            "message": {"text": format!("{} {}: {}. Fix: {}", finding.subject.kind, finding.subject.name, finding.reason, finding.fix)},
+            "locations": [{"logicalLocations": [{"fullyQualifiedName": location, "kind": "resource"}]}],
+            "partialFingerprints": {"auditlens/v1": format!("{}|{}|{}|{}", finding.check, finding.binding, finding.subject.kind, finding.subject.name)},
+            "properties": {
+                "severity": finding.severity.as_str(),
+                "security-severity": security_severity,
+                "origin": finding.origin,
+                "role": finding.role,
+                "namespace": finding.namespace,
+            },
+        });
+        if index > 0 {
+            write!(out, ",")?;
+        }
+        writeln!(out)?;
+        serde_json::to_writer(&mut *out, &result).map_err(io::Error::other)?;
+    }
+    writeln!(out, "]}}]}}")
+}
+
+fn render(write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
+    let mut buffer = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = write(&mut buffer);
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+/// [`write_json`] into a String.
+pub fn render_json(findings: &[Finding]) -> String {
+    render(|out| write_json(findings, out))
+}
+
+/// [`write_table`] into a String.
+pub fn render_table(findings: &[Finding]) -> String {
+    render(|out| write_table(findings, out))
+}
+
+/// [`write_sarif`] into a String.
+pub fn render_sarif(findings: &[Finding]) -> String {
+    render(|out| write_sarif(findings, out))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! findings at or above the threshold ([`FindingsGate`]).
 
 use super::authorizer::{Authorizer, RequestAttributes, UserInfo, who_can};
-use super::checks::{audit_snapshot_report, render_json, render_sarif, render_table};
+use super::checks::{audit_snapshot_report, write_json, write_sarif, write_table};
 use super::config::{GuardConfig, GuardMode, RbacConfig, load_sections};
 use super::guard::{Guard, export_policies_yaml, serve, tls_config_from_pem_files};
 use super::recommend::{RecommendOptions, recommend};
@@ -463,12 +463,19 @@ pub fn run(args: RbacArgs, global: &GlobalOptions) -> Result<(), CommandError> {
                     "findings waived by unexpired exceptions"
                 );
             }
-            let text = match format {
-                AuditFormat::Table => render_table(&report.findings),
-                AuditFormat::Json => render_json(&report.findings),
-                AuditFormat::Sarif => render_sarif(&report.findings),
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let written = match format {
+                AuditFormat::Table => write_table(&report.findings, &mut out),
+                AuditFormat::Json => write_json(&report.findings, &mut out),
+                AuditFormat::Sarif => write_sarif(&report.findings, &mut out),
             };
-            println!("{}", text.trim_end());
+            written
+                .and_then(|()| std::io::Write::flush(&mut out))
+                .map_err(|source| RbacError::Io {
+                    path: PathBuf::from("stdout"),
+                    source,
+                })?;
             if let Some(threshold) = fail_on {
                 let count = report
                     .findings

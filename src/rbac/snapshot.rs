@@ -114,6 +114,9 @@ impl Snapshot {
 
     /// Adds every object of a JSON or YAML text; `origin` names it in errors.
     pub fn load_text(&mut self, text: &str, origin: &Path) -> Result<()> {
+        if self.load_json_list(text, origin)? {
+            return Ok(());
+        }
         let documents = parse_documents(text, origin)?;
         let mut index = 0usize;
         for document in documents {
@@ -123,6 +126,45 @@ impl Snapshot {
             }
         }
         Ok(())
+    }
+
+    /// Fast path for the common `kubectl get -o json` case, a JSON `List`: the
+    /// items are borrowed slices of the text, parsed one at a time, so memory
+    /// peaks at the text plus the typed objects instead of a whole JSON tree.
+    /// Returns false (nothing loaded) when the text is not a JSON list.
+    fn load_json_list(&mut self, text: &str, origin: &Path) -> Result<bool> {
+        #[derive(serde::Deserialize)]
+        struct ListHead<'a> {
+            #[serde(default)]
+            kind: Option<String>,
+            #[serde(borrow, default)]
+            items: Option<Vec<&'a serde_json::value::RawValue>>,
+        }
+        if !text.trim_start().starts_with('{') {
+            return Ok(false);
+        }
+        let Ok(head) = serde_json::from_str::<ListHead<'_>>(text) else {
+            return Ok(false);
+        };
+        let (Some(kind), Some(items)) = (head.kind.as_deref(), head.items) else {
+            return Ok(false);
+        };
+        let Some(item_kind) = kind.strip_suffix("List") else {
+            return Ok(false);
+        };
+        let item_kind = (!item_kind.is_empty()).then_some(item_kind);
+        for (index, item) in items.iter().enumerate() {
+            let value: Value =
+                serde_json::from_str(item.get()).map_err(|error| RbacError::BadObject {
+                    path: origin.to_path_buf(),
+                    index,
+                    kind: "?".into(),
+                    name: String::new(),
+                    message: format!("not valid JSON: {error}"),
+                })?;
+            self.insert_value(value, item_kind, origin, index)?;
+        }
+        Ok(true)
     }
 
     fn insert_value(
