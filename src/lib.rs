@@ -12,5 +12,6 @@ pub mod config;
 pub mod daemon;
 pub mod detect;
 pub mod ingest;
+pub mod rbac;
 pub mod simulate;
 pub mod store;
