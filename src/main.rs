@@ -17,6 +17,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run one read-only SQL statement on a server (`auditlens query "SELECT ..."`).
+    Query(auditlens::api::cli::QueryArgs),
+    /// List anomalies from a server; --follow streams new ones.
+    Anomalies(auditlens::api::cli::AnomaliesArgs),
+    /// What an identity normally does.
+    Profile(auditlens::api::cli::ProfileArgs),
+    /// Server health and ingest progress.
+    Status(auditlens::api::cli::StatusArgs),
+    /// Run a canned investigation (sql/investigations/*.sql); --list shows them.
+    Investigate(auditlens::api::cli::InvestigateArgs),
+    /// Interactive SQL session over gRPC.
+    Shell(auditlens::api::cli::ShellArgs),
+    /// Serve only the gRPC API over a data folder (development and tests).
+    #[command(hide = true)]
+    ApiServe(auditlens::api::cli::ApiServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +47,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Query(args) => Ok(auditlens::api::cli::run_query_command(args, &cli.global)?),
+        Command::Anomalies(args) => Ok(auditlens::api::cli::run_anomalies(args, &cli.global)?),
+        Command::Profile(args) => Ok(auditlens::api::cli::run_profile(args, &cli.global)?),
+        Command::Status(args) => Ok(auditlens::api::cli::run_status(args, &cli.global)?),
+        Command::Investigate(args) => Ok(auditlens::api::cli::run_investigate(args, &cli.global)?),
+        Command::Shell(args) => Ok(auditlens::api::cli::run_shell(args, &cli.global)?),
+        Command::ApiServe(args) => Ok(auditlens::api::cli::run_api_serve(args, &cli.global)?),
+    }
 }

@@ -6,6 +6,7 @@
 //! Trino or pandas read them without auditlens; the catalog only adds the
 //! manifest (which source bytes each part holds) and the tables of derived data.
 
+pub mod query;
 pub mod schema;
 pub mod views;
 
