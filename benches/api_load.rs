@@ -37,7 +37,7 @@ fn write_day(data_dir: &std::path::Path, rows_per_hour: u64) {
                     "audit_id" => format!("'audit-{hour:02}-' || i"),
                     "stage" => "'ResponseComplete'".into(),
                     "level" => "'Metadata'".into(),
-                    "verb" => "['get','list','watch','create','delete','patch','update','get','get','list'][1 + hash(i) % 10]".into(),
+                    "verb" => "['get','list','watch','create','delete','patch','update','get','get','list'][1 + CAST(hash(i) % 10 AS BIGINT)]".into(),
                     "username" => "CASE WHEN i % 3 = 0 THEN 'system:serviceaccount:ns-' || (i % 12) || ':sa-' || (i % 40) ELSE 'user-' || (hash(i * 7) % 160) END".into(),
                     "identity_kind" => "CASE WHEN i % 3 = 0 THEN 'service_account' ELSE 'user' END".into(),
                     "user_groups" => "['system:authenticated']".into(),

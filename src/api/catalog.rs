@@ -254,7 +254,7 @@ mod tests {
         connection
             .execute(
                 "INSERT INTO incidents VALUES ('incident-1', 'alice', 'default', TIMESTAMP '2026-11-27 09:00:00', \
-                 TIMESTAMP '2026-11-27 09:05:00', 'critical', 'alice did things', 2, ['rules.test'], now()::TIMESTAMP)",
+                 TIMESTAMP '2026-11-27 09:05:00', 'critical', 'alice did things', 2, ['rules.test'], TIMESTAMP '2026-11-27 10:00:00')",
                 [],
             )
             .expect("incident");

@@ -217,7 +217,6 @@ pub fn run_anomalies(args: AnomaliesArgs, _global: &GlobalOptions) -> Result<()>
                 .map(|anomaly| anomaly.seq)
                 .max()
                 .unwrap_or(0);
-            let after_seq = if after_seq == 0 { 0 } else { after_seq };
             let mut stream = client
                 .watch_anomalies(proto::WatchAnomaliesRequest {
                     filter: Some(filter),

@@ -219,7 +219,8 @@ impl BoundServer {
             .map_err(|error| ApiError::Config(format!("building reflection: {error}")))?;
 
         let authenticator = Authenticator::new(config.token.clone());
-        let service = AuditLensService::new(state, runner, &config);
+        let (stopping_sender, stopping) = watch::channel(false);
+        let service = AuditLensService::new(state, runner, &config, stopping);
         let audit_lens = AuditLensServer::new(service)
             .max_encoding_message_size(64 * 1024 * 1024)
             .max_decoding_message_size(16 * 1024 * 1024);
@@ -242,7 +243,11 @@ impl BoundServer {
                 authenticator.clone(),
             ))
             .add_service(InterceptedService::new(audit_lens, authenticator))
-            .serve_with_incoming_shutdown(incoming, shutdown)
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                // End the never-ending streams so draining can finish.
+                let _ = stopping_sender.send(true);
+            })
             .await
             .map_err(|error| ApiError::Config(format!("gRPC server: {error}")));
         health_task.abort();

@@ -34,10 +34,18 @@ pub struct AuditLensService {
     /// Permits for queries running.
     running: Arc<Semaphore>,
     watch_poll_interval: Duration,
+    /// Becomes true when the server starts shutting down: open
+    /// WatchAnomalies streams end so the graceful shutdown can finish.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AuditLensService {
-    pub fn new(state: ApiState, runner: QueryRunner, config: &ApiConfig) -> Self {
+    pub fn new(
+        state: ApiState,
+        runner: QueryRunner,
+        config: &ApiConfig,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         let running = config.max_concurrent_queries.max(1);
         let admission_limit = running + config.max_queued_queries;
         AuditLensService {
@@ -47,6 +55,7 @@ impl AuditLensService {
             admission_limit,
             running: Arc::new(Semaphore::new(running)),
             watch_poll_interval: config.watch_poll_interval,
+            stopping,
         }
     }
 
@@ -352,6 +361,7 @@ impl AuditLens for AuditLensService {
             blocking(move || catalog::list_anomalies(&reader, &probe)).await?;
         }
         let poll_interval = self.watch_poll_interval;
+        let mut stopping = self.stopping.clone();
         let (sender, receiver) = mpsc::channel(64);
         tokio::spawn(async move {
             let _log = log;
@@ -386,8 +396,12 @@ impl AuditLens for AuditLensService {
                 if full {
                     continue;
                 }
+                if *stopping.borrow() {
+                    return;
+                }
                 tokio::select! {
                     _ = sender.closed() => return,
+                    _ = stopping.changed() => return,
                     _ = wake_up.recv() => {}
                     _ = tokio::time::sleep(poll_interval) => {}
                 }
