@@ -187,7 +187,7 @@ impl Pki {
         server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let server_key = KeyPair::generate().expect("key");
         let server_cert = server_params
-            .signed_by(&server_key, &ca)
+            .signed_by(&server_key, &*ca)
             .expect("server cert");
         write("server.pem", server_cert.pem());
         write("server.key", server_key.serialize_pem());
@@ -196,7 +196,7 @@ impl Pki {
         client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let client_key = KeyPair::generate().expect("key");
         let client_cert = client_params
-            .signed_by(&client_key, &ca)
+            .signed_by(&client_key, &*ca)
             .expect("client cert");
         write("client.pem", client_cert.pem());
         write("client.key", client_key.serialize_pem());
@@ -212,7 +212,7 @@ impl Pki {
         write(
             "rogue-client.pem",
             rogue_client_params
-                .signed_by(&rogue_key, &rogue)
+                .signed_by(&rogue_key, &*rogue)
                 .expect("cert")
                 .pem(),
         );

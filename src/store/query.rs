@@ -293,6 +293,7 @@ fn stream_results(
     let mut rows_sent: u64 = 0;
     let mut bytes_sent: u64 = 0;
     let mut truncation = None;
+    let mut encoded_bytes_per_row: u64 = 1;
     'batches: for batch in stream.by_ref() {
         if timed_out.load(Ordering::SeqCst) {
             return Err(QueryError::Internal("interrupted".into()));
@@ -301,8 +302,13 @@ fn stream_results(
         let mut offset = 0usize;
         let total_rows = batch.num_rows();
         let bytes_per_row = (batch.get_array_memory_size() / total_rows.max(1)).max(1) as u64;
-        let rows_per_chunk = (limits.max_chunk_bytes / bytes_per_row).max(1) as usize;
         while offset < total_rows {
+            // Chunks hold what fits in the chunk size and in what is left of
+            // the byte budget, estimated from the batch's in-memory size and
+            // corrected by the encoded size of earlier chunks.
+            let budget = limits.max_chunk_bytes.min(limits.max_bytes.saturating_sub(bytes_sent)).max(1);
+            let per_row = bytes_per_row.max(encoded_bytes_per_row);
+            let rows_per_chunk = (budget / per_row).max(1) as usize;
             if rows_sent >= limits.max_rows {
                 truncation = Some(Truncation::RowLimit(limits.max_rows));
                 break 'batches;
@@ -317,6 +323,7 @@ fn stream_results(
                 truncation = Some(Truncation::ByteLimit(limits.max_bytes));
                 break 'batches;
             }
+            encoded_bytes_per_row = encoded_bytes_per_row.max(size / length.max(1) as u64);
             sink(output).map_err(|_| QueryError::Cancelled)?;
             rows_sent += length as u64;
             bytes_sent += size;
