@@ -6,6 +6,7 @@
 //! investigations over gRPC. `main.rs` is only the command line; everything it
 //! runs lives in these modules (see docs/ARCHITECTURE.md for the map).
 
+pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;

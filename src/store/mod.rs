@@ -12,6 +12,7 @@ pub mod compaction;
 pub mod local_query;
 pub mod quarantine;
 pub mod retention;
+pub mod query;
 pub mod schema;
 pub mod views;
 pub mod writer;
