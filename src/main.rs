@@ -17,6 +17,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run rules and first-seen novelty over stored history; print one anomaly per line.
+    Detect(auditlens::detect::DetectArgs),
+    /// Score detection against a labels file: recall per scenario, false incidents per day.
+    Eval(auditlens::detect::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +36,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Detect(args) => auditlens::detect::run_detect(&args, &cli.global)?,
+        Command::Eval(args) => auditlens::detect::run_eval(&args, &cli.global)?,
+    }
+    Ok(())
 }
