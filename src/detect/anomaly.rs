@@ -99,6 +99,65 @@ pub struct Anomaly {
     pub evidence_audit_ids: Vec<String>,
 }
 
+impl Severity {
+    /// The score a rule hit of this severity carries (rules are not
+    /// probabilistic; the score only orders anomalies of different layers).
+    pub fn rule_score(self) -> f64 {
+        match self {
+            Severity::Info => 0.1,
+            Severity::Low => 0.3,
+            Severity::Medium => 0.5,
+            Severity::High => 0.8,
+            Severity::Critical => 1.0,
+        }
+    }
+
+    /// One step more serious, saturating at critical.
+    pub fn raised(self) -> Severity {
+        match self {
+            Severity::Info => Severity::Low,
+            Severity::Low => Severity::Medium,
+            Severity::Medium => Severity::High,
+            Severity::High | Severity::Critical => Severity::Critical,
+        }
+    }
+}
+
+/// UTC microseconds since the epoch as a `DateTime<Utc>` (the epoch if out of range).
+pub fn datetime_from_micros(micros: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+/// A stable anomaly ID: the same detector firing on the same evidence for the
+/// same identity and window always gets the same ID, so re-running detection
+/// over a range and storing the result is idempotent.
+pub fn stable_anomaly_id(
+    cluster: &str,
+    detector: &str,
+    identity: &str,
+    window_start_micros: i64,
+    first_evidence: Option<&str>,
+) -> String {
+    let mut key = String::with_capacity(128);
+    for part in [cluster, detector, identity, &window_start_micros.to_string(), first_evidence.unwrap_or("")] {
+        key.push_str(part);
+        key.push('\u{1f}');
+    }
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
+}
+
+impl Anomaly {
+    /// Window start as UTC microseconds.
+    pub fn window_start_micros(&self) -> i64 {
+        self.window_start.timestamp_micros()
+    }
+
+    /// Window end as UTC microseconds.
+    pub fn window_end_micros(&self) -> i64 {
+        self.window_end.timestamp_micros()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
