@@ -6,10 +6,13 @@
 //! investigations over gRPC. `main.rs` is only the command line; everything it
 //! runs lives in these modules (see docs/ARCHITECTURE.md for the map).
 
+pub mod alerts;
 pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod detect;
 pub mod ingest;
+pub mod metrics;
+pub mod report;
 pub mod store;

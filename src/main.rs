@@ -24,6 +24,8 @@ enum Command {
     Ingest(auditlens::ingest::IngestArgs),
     /// Run one read-only SQL query over the stored events (works while the daemon runs).
     Sql(SqlArgs),
+    /// Build the nightly report of one UTC day (JSON, Markdown or self-contained HTML).
+    Report(auditlens::report::ReportArgs),
 }
 
 #[derive(clap::Args)]
@@ -89,6 +91,10 @@ fn run(cli: Cli) -> Result<()> {
                     global.data_dir.join("quarantine").display()
                 );
             }
+        }
+        Command::Report(args) => {
+            let config = load_config(&global)?;
+            auditlens::report::run(&args, &global, &config).context("report failed")?;
         }
         Command::Sql(args) => {
             let batches = auditlens::store::local_query::run_query(&global.data_dir, &args.statement)
