@@ -36,6 +36,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub store: StoreConfig,
     pub api: ApiSection,
+    pub report: crate::report::ReportConfig,
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 impl Default for Config {
@@ -45,6 +47,8 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             store: StoreConfig::default(),
             api: ApiSection::default(),
+            report: crate::report::ReportConfig::default(),
+            alerts: crate::alerts::AlertsConfig::default(),
         }
     }
 }
@@ -207,6 +211,8 @@ impl Config {
         if self.ingest.max_line_bytes < 1024 {
             return Err(ConfigError::Invalid("ingest.max_line_bytes must be at least 1024".into()));
         }
+        self.report.schedule_time().map_err(|error| ConfigError::Invalid(error.to_string()))?;
+        self.alerts.validate().map_err(|error| ConfigError::Invalid(error.to_string()))?;
         Ok(())
     }
 }

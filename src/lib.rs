@@ -6,6 +6,7 @@
 //! investigations over gRPC. `main.rs` is only the command line; everything it
 //! runs lives in these modules (see docs/ARCHITECTURE.md for the map).
 
+pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod cli;
@@ -13,6 +14,8 @@ pub mod config;
 pub mod daemon;
 pub mod detect;
 pub mod ingest;
+pub mod metrics;
 pub mod rbac;
+pub mod report;
 pub mod simulate;
 pub mod store;
