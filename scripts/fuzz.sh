@@ -43,4 +43,5 @@ for target in "${targets[@]}"; do
         tail -40 "$log" >&2
     fi
 done
+rm -rf /dev/shm/auditlens-fuzz-* "${TMPDIR:-/tmp}"/auditlens-fuzz-* 2>/dev/null || true
 exit $status
