@@ -1,31 +1,37 @@
 //! `auditlens serve`: starts the tasks and shuts them down in order.
 //!
-//! Reading, decoding, writing and detection run on plain threads (they block
-//! on files and DuckDB); the async runtime only waits for signals and serves
-//! the network endpoints. Shutdown is ordered so nothing read is lost: stop
-//! reading → flush Parquet → write checkpoints (the pipeline's final flush
-//! commits) → stop detection → stop serving. A second signal is not needed and
-//! not honoured early: the final flush is bounded by one buffer.
+//! Reading, decoding, writing, detection and alert delivery run on plain
+//! threads (they block on files and DuckDB); the async runtime only waits for
+//! signals and serves the network endpoints (gRPC, metrics). Shutdown is
+//! ordered so nothing read is lost: stop reading → flush Parquet → write
+//! checkpoints (the pipeline's final flush commits) → drain detection → stop
+//! alert delivery → stop serving.
 
+use crate::api::server::{ApiConfig, ApiState};
+use crate::api::status::{IngestFileStatus, IngestStatus, SharedIngestStatus};
+use crate::audit::AuditEvent;
 use crate::cli::GlobalOptions;
 use crate::config::Config;
+use crate::detect::Anomaly;
 use crate::ingest::{IngestError, IngestStats, Pipeline, SourceTracker, Tailer};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// The folder the API server writes audit logs to (config `ingest.dir`).
     #[arg(long)]
     pub audit_dir: Option<PathBuf>,
-    /// gRPC listen address (config `api.grpc_listen`); port 0 picks a free port.
-    #[arg(long)]
-    pub grpc_listen: Option<String>,
     /// Stop after this many seconds (demos and tests); default: run until signalled.
     #[arg(long)]
     pub run_for_seconds: Option<u64>,
+    /// Prometheus /metrics, /healthz, /readyz address (config `api.metrics_listen`).
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
+    #[command(flatten)]
+    pub server: crate::api::cli::ServerArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +64,17 @@ pub fn run_serve(args: &ServeArgs, global: &GlobalOptions, mut config: Config) -
     if let Some(directory) = &args.audit_dir {
         config.ingest.dir = directory.clone();
     }
-    if let Some(listen) = &args.grpc_listen {
-        config.api.grpc_listen = listen.clone();
+    if let Some(listen) = &args.metrics_listen {
+        config.api.metrics_listen = listen.clone();
+    }
+    let mut api_config: ApiConfig = args.server.to_config().map_err(|error| DaemonError::Runtime(error.to_string()))?;
+    // The flag's default gives way to the config file's address.
+    if args.server.grpc_listen.to_string() == "127.0.0.1:50051" && config.api.grpc_listen != "127.0.0.1:50051" {
+        api_config.listen = config
+            .api
+            .grpc_listen
+            .parse()
+            .map_err(|error| DaemonError::Runtime(format!("api.grpc_listen {:?}: {error}", config.api.grpc_listen)))?;
     }
     let setup = crate::ingest::prepare(&global.data_dir, &config, true)?;
     let crate::ingest::IngestSetup { lock, catalog, recovery, settings } = setup;
@@ -68,6 +83,11 @@ pub fn run_serve(args: &ServeArgs, global: &GlobalOptions, mut config: Config) -
     let mut tailer = Tailer::new(config.ingest.dir.clone(), &config.ingest.glob, config.ingest.partial_line_grace(), tracker)
         .map_err(IngestError::Config)?;
     let stop = StopSignal::default();
+    let store_error = |error: crate::store::StoreError| DaemonError::Runtime(error.to_string());
+    let detection_connection = catalog.connection().map_err(store_error)?;
+    let api_connection = catalog.connection().map_err(store_error)?;
+    let metrics_connection = catalog.connection().map_err(store_error)?;
+    let alerts_connection = catalog.connection().map_err(store_error)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -86,14 +106,68 @@ pub fn run_serve(args: &ServeArgs, global: &GlobalOptions, mut config: Config) -
             stop.stop();
         });
     }
+    let (serving_stop, serving_stopped) = tokio::sync::watch::channel(false);
+    let shutdown_future = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = receiver.wait_for(|stopped| *stopped).await;
+    };
 
-    let mut pipeline = Pipeline::start(settings, recovery.checkpoints, Some(catalog), stats.clone(), None);
-    tracing::info!(
-        dir = %config.ingest.dir.display(),
-        data = %global.data_dir.display(),
-        cluster = %config.cluster,
-        "auditlens serving"
-    );
+    // Metrics endpoint.
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let ready = Arc::new(AtomicBool::new(true));
+    let metrics_state = Arc::new(crate::metrics::MetricsState {
+        metrics: metrics.clone(),
+        ingest: Some(stats.clone()),
+        catalog: Some(Mutex::new(metrics_connection)),
+        ready: ready.clone(),
+    });
+    match crate::metrics::start(runtime.handle(), &config.api.metrics_listen, metrics_state, shutdown_future(serving_stopped.clone())) {
+        Ok((address, _task)) => {
+            tracing::info!(%address, "metrics listening");
+            eprintln!("auditlens: metrics on http://{address}/metrics");
+        }
+        Err(error) => return Err(DaemonError::Runtime(format!("metrics listen {}: {error}", config.api.metrics_listen))),
+    }
+
+    // gRPC API.
+    let (mut api_state, api_ready) = ApiState::new(&global.data_dir);
+    api_state.catalog = Some(Arc::new(Mutex::new(api_connection)));
+    let ingest_status: SharedIngestStatus = api_state.ingest_status.clone();
+    let anomaly_broadcast = api_state.anomalies.clone();
+    let bound = runtime
+        .block_on(crate::api::server::bind(api_config))
+        .map_err(|error| DaemonError::Runtime(error.to_string()))?;
+    let grpc_address = bound.local_addr();
+    eprintln!("{}", crate::api::cli::listening_line(grpc_address));
+    let api_task = runtime.spawn(bound.serve(api_state, shutdown_future(serving_stopped.clone())));
+    let _ = api_ready.send(true);
+
+    // Live detection: every decoded event, in order, through rules and novelty.
+    let (events_sender, events) = crossbeam_channel::bounded::<Vec<AuditEvent>>(64);
+    let (alert_wake, alert_woken) = crossbeam_channel::bounded::<()>(1);
+    let detection = {
+        let cluster = config.cluster.clone();
+        let broadcast = anomaly_broadcast.clone();
+        let alert_wake = alert_wake.clone();
+        std::thread::Builder::new()
+            .name("auditlens-detect".into())
+            .spawn(move || run_detection(events, detection_connection, cluster, broadcast, alert_wake))
+            .map_err(|error| DaemonError::Runtime(format!("starting detection: {error}")))?
+    };
+
+    // Alert delivery: the outbox in the catalog survives restarts.
+    let alerts_running = Arc::new(AtomicBool::new(true));
+    let alerts = {
+        let running = alerts_running.clone();
+        let alerts_config = config.alerts.clone();
+        let metrics = metrics.clone();
+        std::thread::Builder::new()
+            .name("auditlens-alerts".into())
+            .spawn(move || run_alerts(alerts_connection, alerts_config, metrics, running, alert_woken))
+            .map_err(|error| DaemonError::Runtime(format!("starting alert delivery: {error}")))?
+    };
+
+    let mut pipeline = Pipeline::start(settings, recovery.checkpoints, Some(catalog), stats.clone(), Some(events_sender));
+    tracing::info!(dir = %config.ingest.dir.display(), data = %global.data_dir.display(), cluster = %config.cluster, "auditlens serving");
     eprintln!("auditlens: watching {} → {}", config.ingest.dir.display(), global.data_dir.display());
 
     // The reader loop runs on this thread: notify wakes it early, the scan is the truth.
@@ -103,25 +177,144 @@ pub fn run_serve(args: &ServeArgs, global: &GlobalOptions, mut config: Config) -
     let mut result = Ok(());
     while !stop.is_stopped() {
         watcher.ensure_watching();
-        match tailer.poll(&mut pipeline, stop.flag()) {
-            Ok(_) => {}
-            Err(error) => {
-                tracing::error!(%error, "ingest pipeline failed");
-                result = Err(DaemonError::Runtime(error));
-                break;
-            }
+        if let Err(error) = tailer.poll(&mut pipeline, stop.flag()) {
+            tracing::error!(%error, "ingest pipeline failed");
+            result = Err(DaemonError::Runtime(error));
+            break;
         }
+        publish_ingest_status(&stats, &ingest_status);
         let _ = wake.recv_timeout(scan_interval);
     }
-    // 1. reading has stopped; 2–3. flush and commit.
+    // 1. Reading has stopped. 2–3. Flush and commit.
     if let Err(error) = pipeline.finish() {
         tracing::error!(%error, "final flush failed; uncommitted lines will be read again at next start");
     }
-    // 4–5. stop serving.
+    publish_ingest_status(&stats, &ingest_status);
+    // 4. Detection drains what was decoded (its channel closed with the pipeline).
+    let _ = detection.join();
+    // 5. Alert delivery makes one last round, then stops.
+    alerts_running.store(false, Ordering::SeqCst);
+    let _ = alert_wake.try_send(());
+    let _ = alerts.join();
+    // 6. Stop serving.
+    let _ = serving_stop.send(true);
+    let _ = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), api_task).await });
     runtime.shutdown_timeout(Duration::from_secs(5));
     drop(lock);
     eprintln!("auditlens: stopped cleanly");
     result
+}
+
+fn run_detection(
+    events: crossbeam_channel::Receiver<Vec<AuditEvent>>,
+    connection: duckdb::Connection,
+    cluster: String,
+    broadcast: tokio::sync::broadcast::Sender<Anomaly>,
+    alert_wake: crossbeam_channel::Sender<()>,
+) {
+    let mut detector = crate::detect::LiveDetector::new(crate::detect::DetectorOptions::default());
+    let store = match crate::detect::AnomalyStore::open(&connection, 30 * 60 * 1_000_000) {
+        Ok(store) => store,
+        Err(error) => {
+            tracing::error!(%error, "cannot open the anomaly store; live detection is off");
+            for _ in events {}
+            return;
+        }
+    };
+    let mut last_tick = Instant::now();
+    let mut record = |anomalies: Vec<Anomaly>| {
+        if anomalies.is_empty() {
+            return;
+        }
+        if let Err(error) = store.record(&anomalies) {
+            tracing::error!(%error, count = anomalies.len(), "could not store anomalies");
+        }
+        for anomaly in anomalies {
+            // No receiver is fine: Watch clients re-read the catalog.
+            let _ = broadcast.send(anomaly);
+        }
+        let _ = alert_wake.try_send(());
+    };
+    loop {
+        match events.recv_timeout(Duration::from_secs(1)) {
+            Ok(batch) => {
+                let mut found = Vec::new();
+                for event in &batch {
+                    found.extend(detector.observe(event, &cluster));
+                }
+                record(found);
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            record(detector.tick(chrono::Utc::now().timestamp_micros()));
+        }
+    }
+    record(detector.finish());
+}
+
+fn run_alerts(
+    connection: duckdb::Connection,
+    config: crate::alerts::AlertsConfig,
+    metrics: Arc<crate::metrics::Metrics>,
+    running: Arc<AtomicBool>,
+    woken: crossbeam_channel::Receiver<()>,
+) {
+    if config.sinks.is_empty() {
+        return;
+    }
+    let dispatcher = match crate::alerts::AlertDispatcher::new(connection, config, Some(metrics)) {
+        Ok(dispatcher) => dispatcher,
+        Err(error) => {
+            tracing::error!(%error, "alert delivery is off");
+            return;
+        }
+    };
+    loop {
+        let last_round = !running.load(Ordering::SeqCst);
+        if let Err(error) = dispatcher.enqueue_from_catalog() {
+            tracing::warn!(%error, "could not queue new alerts");
+        }
+        if let Err(error) = dispatcher.run_once(chrono::Utc::now()) {
+            tracing::warn!(%error, "alert delivery round failed");
+        }
+        if last_round {
+            return;
+        }
+        let _ = woken.recv_timeout(Duration::from_secs(1));
+    }
+}
+
+fn publish_ingest_status(stats: &IngestStats, shared: &SharedIngestStatus) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let files = stats
+        .files()
+        .into_iter()
+        .map(|file| IngestFileStatus {
+            path: file.path,
+            fingerprint: file.source_id,
+            committed_offset: file.committed_offset,
+            size_bytes: file.file_bytes,
+            lag_seconds: file.lag_seconds,
+        })
+        .collect();
+    let last_commit = stats
+        .files()
+        .iter()
+        .map(|file| file.last_commit_micros)
+        .max()
+        .and_then(chrono::DateTime::from_timestamp_micros);
+    let status = IngestStatus {
+        files,
+        events_stored: stats.events_stored.load(Relaxed),
+        quarantined_lines: stats.quarantined.load(Relaxed),
+        last_commit,
+    };
+    if let Ok(mut guard) = shared.write() {
+        *guard = status;
+    }
 }
 
 async fn wait_for_shutdown(run_for_seconds: Option<u64>) {

@@ -38,6 +38,7 @@ pub fn start_daemon(data_dir: &Path, audit_dir: &Path, extra: &[&str]) -> Child 
         .env("AUDITLENS_INGEST__SCAN_INTERVAL_MS", "50")
         .env("AUDITLENS_INGEST__PARTIAL_LINE_GRACE_MS", "500")
         .env("AUDITLENS_API__GRPC_LISTEN", "127.0.0.1:0")
+        .env("AUDITLENS_GRPC_LISTEN", "127.0.0.1:0")
         .env("AUDITLENS_API__METRICS_LISTEN", "127.0.0.1:0")
         .env("AUDITLENS_LOG", "auditlens=info")
         .stdout(Stdio::null())
