@@ -21,8 +21,6 @@ struct RotatingWriter {
     rotations: u64,
     backups: Vec<PathBuf>,
     prefix: String,
-    /// (backup path, lines in it), for deleting only what the daemon committed.
-    backup_lines: Vec<(PathBuf, String)>,
 }
 
 impl RotatingWriter {
@@ -35,7 +33,6 @@ impl RotatingWriter {
             rotations: 0,
             backups: Vec::new(),
             prefix: prefix.to_string(),
-            backup_lines: Vec::new(),
         }
     }
 

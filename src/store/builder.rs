@@ -241,12 +241,8 @@ impl EventColumns {
             self.annotations.append_value(&self.annotation_buffer);
         }
         let keep = retention.keeps(event.api_group(), event.resource(), event.subresource());
-        let kept = |raw: &Option<Box<serde_json::value::RawValue>>| -> Option<&str> {
-            let text = raw.as_ref()?.get();
-            (keep && text.len() <= retention.max_bytes).then_some(text)
-        };
-        append_optional(&mut self.request_object, kept(&event.request_object));
-        append_optional(&mut self.response_object, kept(&event.response_object));
+        append_optional(&mut self.request_object, kept_object(&event.request_object, keep, retention.max_bytes));
+        append_optional(&mut self.response_object, kept_object(&event.response_object, keep, retention.max_bytes));
         self.source_file.append_value(origin.source_file);
         self.source_fingerprint.append_value(origin.source_fingerprint);
         self.source_offset.append_value(origin.offset as i64);
@@ -293,6 +289,11 @@ impl EventColumns {
         RecordBatch::try_new(event_schema(), columns)
             .map_err(|source| StoreError::Arrow { context: "assembling an event batch".into(), source })
     }
+}
+
+fn kept_object(raw: &Option<Box<serde_json::value::RawValue>>, keep: bool, max_bytes: usize) -> Option<&str> {
+    let text = raw.as_ref()?.get();
+    (keep && text.len() <= max_bytes).then_some(text)
 }
 
 fn append_optional(builder: &mut StringBuilder, value: Option<&str>) {

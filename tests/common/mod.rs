@@ -47,7 +47,7 @@ pub fn start_daemon(data_dir: &Path, audit_dir: &Path, extra: &[&str]) -> Child 
 }
 
 /// Sends SIGTERM and waits; panics if the daemon does not exit cleanly.
-pub fn stop_daemon(mut child: Child) -> String {
+pub fn stop_daemon(child: Child) -> String {
     // SAFETY: sending a signal to our own child process.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
