@@ -54,7 +54,11 @@ impl StopSignal {
     }
 }
 
-pub fn run_serve(args: &ServeArgs, global: &GlobalOptions, mut config: Config) -> Result<(), DaemonError> {
+pub fn run_serve(
+    args: &ServeArgs,
+    global: &GlobalOptions,
+    mut config: Config,
+) -> Result<(), DaemonError> {
     if let Some(directory) = &args.audit_dir {
         config.ingest.dir = directory.clone();
     }
@@ -62,11 +66,21 @@ pub fn run_serve(args: &ServeArgs, global: &GlobalOptions, mut config: Config) -
         config.api.grpc_listen = listen.clone();
     }
     let setup = crate::ingest::prepare(&global.data_dir, &config, true)?;
-    let crate::ingest::IngestSetup { lock, catalog, recovery, settings } = setup;
+    let crate::ingest::IngestSetup {
+        lock,
+        catalog,
+        recovery,
+        settings,
+    } = setup;
     let stats = Arc::new(IngestStats::default());
     let tracker = SourceTracker::from_checkpoints(&recovery.checkpoints);
-    let mut tailer = Tailer::new(config.ingest.dir.clone(), &config.ingest.glob, config.ingest.partial_line_grace(), tracker)
-        .map_err(IngestError::Config)?;
+    let mut tailer = Tailer::new(
+        config.ingest.dir.clone(),
+        &config.ingest.glob,
+        config.ingest.partial_line_grace(),
+        tracker,
+    )
+    .map_err(IngestError::Config)?;
     let stop = StopSignal::default();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -87,14 +101,24 @@ pub fn run_serve(args: &ServeArgs, global: &GlobalOptions, mut config: Config) -
         });
     }
 
-    let mut pipeline = Pipeline::start(settings, recovery.checkpoints, Some(catalog), stats.clone(), None);
+    let mut pipeline = Pipeline::start(
+        settings,
+        recovery.checkpoints,
+        Some(catalog),
+        stats.clone(),
+        None,
+    );
     tracing::info!(
         dir = %config.ingest.dir.display(),
         data = %global.data_dir.display(),
         cluster = %config.cluster,
         "auditlens serving"
     );
-    eprintln!("auditlens: watching {} → {}", config.ingest.dir.display(), global.data_dir.display());
+    eprintln!(
+        "auditlens: watching {} → {}",
+        config.ingest.dir.display(),
+        global.data_dir.display()
+    );
 
     // The reader loop runs on this thread: notify wakes it early, the scan is the truth.
     let (wake_sender, wake) = crossbeam_channel::bounded::<()>(1);
@@ -132,7 +156,10 @@ async fn wait_for_shutdown(run_for_seconds: Option<u64>) {
             None => std::future::pending::<()>().await,
         }
     };
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL only");
         timer.await;
         return;
@@ -155,7 +182,11 @@ struct FolderWatcher {
 
 impl FolderWatcher {
     fn new(directory: PathBuf, wake: crossbeam_channel::Sender<()>) -> FolderWatcher {
-        FolderWatcher { directory, wake, watcher: None }
+        FolderWatcher {
+            directory,
+            wake,
+            watcher: None,
+        }
     }
 
     fn ensure_watching(&mut self) {
@@ -169,11 +200,17 @@ impl FolderWatcher {
             let _ = wake.try_send(());
         });
         match created {
-            Ok(mut watcher) => match watcher.watch(&self.directory, notify::RecursiveMode::NonRecursive) {
-                Ok(()) => self.watcher = Some(watcher),
-                Err(error) => tracing::debug!(%error, "file watching unavailable; relying on the periodic scan"),
-            },
-            Err(error) => tracing::debug!(%error, "file watching unavailable; relying on the periodic scan"),
+            Ok(mut watcher) => {
+                match watcher.watch(&self.directory, notify::RecursiveMode::NonRecursive) {
+                    Ok(()) => self.watcher = Some(watcher),
+                    Err(error) => {
+                        tracing::debug!(%error, "file watching unavailable; relying on the periodic scan")
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "file watching unavailable; relying on the periodic scan")
+            }
         }
     }
 }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "auditlens", version, about = "Kubernetes audit-log daemon: exactly-once history, anomaly detection, RBAC guardrails")]
+#[command(
+    name = "auditlens",
+    version,
+    about = "Kubernetes audit-log daemon: exactly-once history, anomaly detection, RBAC guardrails"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalOptions,
@@ -80,7 +84,10 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!("warning: could not read {}", path.display());
             }
             for (path, error) in &summary.damaged {
-                eprintln!("warning: {} is damaged ({error}); stored what it held", path.display());
+                eprintln!(
+                    "warning: {} is damaged ({error}); stored what it held",
+                    path.display()
+                );
             }
             if summary.quarantined > 0 {
                 eprintln!(
@@ -91,9 +98,13 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Sql(args) => {
-            let batches = auditlens::store::local_query::run_query(&global.data_dir, &args.statement)
-                .context("query failed")?;
-            print!("{}", auditlens::store::local_query::render(&batches, args.format)?);
+            let batches =
+                auditlens::store::local_query::run_query(&global.data_dir, &args.statement)
+                    .context("query failed")?;
+            print!(
+                "{}",
+                auditlens::store::local_query::render(&batches, args.format)?
+            );
             if args.format == auditlens::store::local_query::OutputFormat::Table {
                 println!();
             }

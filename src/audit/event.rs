@@ -189,7 +189,9 @@ impl AuditEvent {
         match wire.api_version.as_deref() {
             Some("audit.k8s.io/v1" | "audit.k8s.io/v1beta1") => {}
             Some(other) => return Err(DecodeError::UnsupportedApiVersion(other.to_string())),
-            None => return Err(DecodeError::MissingField("apiVersion")),
+            // Some producers (Falco's recorded traces among them) omit it; the
+            // shape is still audit.k8s.io/v1.
+            None => {}
         }
         let audit_id = wire.audit_id.ok_or(DecodeError::MissingField("auditID"))?;
         let stage = wire.stage.ok_or(DecodeError::MissingField("stage"))?;
@@ -263,11 +265,19 @@ impl AuditEvent {
     }
 
     pub fn namespace(&self) -> Option<&str> {
-        self.object_ref.as_ref()?.namespace.as_deref().filter(|namespace| !namespace.is_empty())
+        self.object_ref
+            .as_ref()?
+            .namespace
+            .as_deref()
+            .filter(|namespace| !namespace.is_empty())
     }
 
     pub fn object_name(&self) -> Option<&str> {
-        self.object_ref.as_ref()?.name.as_deref().filter(|name| !name.is_empty())
+        self.object_ref
+            .as_ref()?
+            .name
+            .as_deref()
+            .filter(|name| !name.is_empty())
     }
 
     /// The API group; the core group is the empty string.
@@ -284,7 +294,9 @@ impl AuditEvent {
 
     /// `allow`, `forbid`, or `None` when the authorizer did not annotate.
     pub fn decision(&self) -> Option<&str> {
-        self.annotations.get(DECISION_ANNOTATION).map(String::as_str)
+        self.annotations
+            .get(DECISION_ANNOTATION)
+            .map(String::as_str)
     }
 
     pub fn authorization_reason(&self) -> Option<&str> {
@@ -368,6 +380,7 @@ mod tests {
                 "invalid_timestamp",
             ),
             (b"{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\"}", "missing_field"),
+            (b"{\"kind\":\"Event\"}", "missing_field"),
             (b"{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"auditID\":\"\xff\xfe\"}", "invalid_utf8"),
         ];
         for (line, expected) in cases {
