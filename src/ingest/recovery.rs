@@ -11,7 +11,7 @@
 use super::checkpoint::{Checkpointer, Checkpoints, SourceCheckpoint};
 use super::fingerprint::PrefixCheck;
 use super::{IngestError, Result};
-use crate::store::compaction::{list_part_files, read_dir_sorted};
+use crate::store::compaction::{list_part_files, partition_dirs, read_dir_sorted};
 use crate::store::writer::{WrittenPart, flush_seq_of_file_name, read_part_metadata};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -148,19 +148,15 @@ fn rebuild_checkpoints(parts: &[WrittenPart]) -> Checkpoints {
 
 fn remove_temporary_files(events_dir: &Path) -> crate::store::Result<usize> {
     let mut removed = 0;
-    for cluster in read_dir_sorted(events_dir)? {
-        for date in read_dir_sorted(&cluster)? {
-            for hour in read_dir_sorted(&date)? {
-                for file in read_dir_sorted(&hour)? {
-                    let name = file
-                        .file_name()
-                        .map(|name| name.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    if name.starts_with('.') && name.ends_with(".tmp") {
-                        let _ = std::fs::remove_file(&file);
-                        removed += 1;
-                    }
-                }
+    for hour in partition_dirs(events_dir)? {
+        for file in read_dir_sorted(&hour)? {
+            let name = file
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(&file);
+                removed += 1;
             }
         }
     }

@@ -25,21 +25,28 @@ pub struct CompactionCandidate {
     pub parts: Vec<PathBuf>,
 }
 
+/// Every `cluster=*/date=*/hour=*` folder under the events folder.
+pub fn partition_dirs(events_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut partitions = Vec::new();
+    for cluster in read_dir_sorted(events_dir)? {
+        for date in read_dir_sorted(&cluster)? {
+            partitions.extend(read_dir_sorted(&date)?);
+        }
+    }
+    Ok(partitions)
+}
+
 /// Every committed part file (`part-*.parquet`) under the events folder.
 pub fn list_part_files(events_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut parts = Vec::new();
-    for cluster in read_dir_sorted(events_dir)? {
-        for date in read_dir_sorted(&cluster)? {
-            for hour in read_dir_sorted(&date)? {
-                for file in read_dir_sorted(&hour)? {
-                    let name = file
-                        .file_name()
-                        .map(|name| name.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    if flush_seq_of_file_name(&name).is_some() {
-                        parts.push(file);
-                    }
-                }
+    for hour in partition_dirs(events_dir)? {
+        for file in read_dir_sorted(&hour)? {
+            let name = file
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if flush_seq_of_file_name(&name).is_some() {
+                parts.push(file);
             }
         }
     }
