@@ -29,7 +29,10 @@ fn sample_lines() -> Vec<String> {
 fn bench_decode(criterion: &mut Criterion) {
     let lines = sample_lines();
     let bytes: usize = lines.iter().map(|line| line.len() + 1).sum();
-    let retention = ObjectRetention::new(&["rbac.authorization.k8s.io/*".into(), "pods".into()], 256 * 1024);
+    let retention = ObjectRetention::new(
+        &["rbac.authorization.k8s.io/*".into(), "pods".into()],
+        256 * 1024,
+    );
     let mut group = criterion.benchmark_group("decode");
     group.throughput(Throughput::Elements(lines.len() as u64));
     group.bench_function("json_to_audit_event", |bench| {
@@ -44,7 +47,11 @@ fn bench_decode(criterion: &mut Criterion) {
             let mut columns = PartitionedColumns::default();
             for (index, line) in lines.iter().enumerate() {
                 let event = AuditEvent::decode(line.as_bytes()).expect("valid");
-                let origin = LineOrigin { source_file: "/var/log/audit.log", source_fingerprint: "00ff", offset: index as u64 };
+                let origin = LineOrigin {
+                    source_file: "/var/log/audit.log",
+                    source_fingerprint: "00ff",
+                    offset: index as u64,
+                };
                 columns.append(&event, origin, &retention);
             }
             std::hint::black_box(columns.finish().expect("batch"))

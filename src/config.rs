@@ -95,7 +95,9 @@ impl IngestConfig {
         if self.decode_threads > 0 {
             self.decode_threads
         } else {
-            std::thread::available_parallelism().map(|count| count.get()).unwrap_or(2)
+            std::thread::available_parallelism()
+                .map(|count| count.get())
+                .unwrap_or(2)
         }
     }
 }
@@ -182,20 +184,30 @@ impl Config {
         let mut value = toml::Value::try_from(Config::default())
             .map_err(|error| ConfigError::Invalid(error.to_string()))?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-            let from_file: toml::Value = toml::from_str(&text)
-                .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), message: error.to_string() })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let from_file: toml::Value =
+                toml::from_str(&text).map_err(|error| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: error.to_string(),
+                })?;
             // Validate the file alone first, so an unknown key is reported
             // against the file rather than the merged value.
             from_file
                 .clone()
                 .try_into::<Config>()
-                .map_err(|error| ConfigError::Parse { path: path.to_path_buf(), message: error.to_string() })?;
+                .map_err(|error| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: error.to_string(),
+                })?;
             merge(&mut value, from_file);
         }
         apply_environment(&mut value, std::env::vars())?;
-        value.try_into::<Config>().map_err(|error| ConfigError::Invalid(error.to_string()))
+        value
+            .try_into::<Config>()
+            .map_err(|error| ConfigError::Invalid(error.to_string()))
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -206,10 +218,14 @@ impl Config {
             )));
         }
         if self.store.row_group_rows == 0 || self.store.flush_rows == 0 {
-            return Err(ConfigError::Invalid("store.row_group_rows and store.flush_rows must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "store.row_group_rows and store.flush_rows must be positive".into(),
+            ));
         }
         if self.ingest.max_line_bytes < 1024 {
-            return Err(ConfigError::Invalid("ingest.max_line_bytes must be at least 1024".into()));
+            return Err(ConfigError::Invalid(
+                "ingest.max_line_bytes must be at least 1024".into(),
+            ));
         }
         self.report.schedule_time().map_err(|error| ConfigError::Invalid(error.to_string()))?;
         self.alerts.validate().map_err(|error| ConfigError::Invalid(error.to_string()))?;
@@ -237,12 +253,18 @@ fn merge(base: &mut toml::Value, overlay: toml::Value) {
 /// Values are parsed as TOML when they can be (numbers, booleans, arrays),
 /// else taken as strings. Variables that name no config key are ignored, since
 /// `AUDITLENS_DATA_DIR` and friends belong to the command line.
-fn apply_environment(value: &mut toml::Value, variables: impl Iterator<Item = (String, String)>) -> Result<()> {
+fn apply_environment(
+    value: &mut toml::Value,
+    variables: impl Iterator<Item = (String, String)>,
+) -> Result<()> {
     for (name, raw) in variables {
         let Some(path) = name.strip_prefix("AUDITLENS_") else {
             continue;
         };
-        let keys: Vec<String> = path.split("__").map(|key| key.to_ascii_lowercase()).collect();
+        let keys: Vec<String> = path
+            .split("__")
+            .map(|key| key.to_ascii_lowercase())
+            .collect();
         let Some(table) = value.as_table_mut() else {
             continue;
         };
@@ -269,7 +291,10 @@ fn apply_environment(value: &mut toml::Value, variables: impl Iterator<Item = (S
         .clone()
         .try_into::<Config>()
         .map(|_| ())
-        .map_err(|error| ConfigError::Environment { name: "AUDITLENS_*".into(), message: error.to_string() })
+        .map_err(|error| ConfigError::Environment {
+            name: "AUDITLENS_*".into(),
+            message: error.to_string(),
+        })
 }
 
 /// Keeps strings as strings where the default is a string, so
@@ -302,8 +327,13 @@ mod tests {
         let directory = tempfile::tempdir().expect("tempdir");
         let path = directory.path().join("bad.toml");
         std::fs::write(&path, "[store]\nretention_dayz = 3\n").expect("write");
-        let error = Config::load(Some(&path)).expect_err("typo refused").to_string();
-        assert!(error.contains("bad.toml") && error.contains("retention_dayz"), "{error}");
+        let error = Config::load(Some(&path))
+            .expect_err("typo refused")
+            .to_string();
+        assert!(
+            error.contains("bad.toml") && error.contains("retention_dayz"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -312,7 +342,10 @@ mod tests {
         apply_environment(
             &mut value,
             vec![
-                ("AUDITLENS_STORE__RETENTION_DAYS".to_string(), "7".to_string()),
+                (
+                    "AUDITLENS_STORE__RETENTION_DAYS".to_string(),
+                    "7".to_string(),
+                ),
                 ("AUDITLENS_CLUSTER".to_string(), "123".to_string()),
                 ("AUDITLENS_DATA_DIR".to_string(), "/tmp/x".to_string()),
             ]
@@ -329,7 +362,11 @@ mod tests {
         let mut value = toml::Value::try_from(Config::default()).expect("serializable");
         let result = apply_environment(
             &mut value,
-            vec![("AUDITLENS_STORE__RETENTION_DAYS".to_string(), "many".to_string())].into_iter(),
+            vec![(
+                "AUDITLENS_STORE__RETENTION_DAYS".to_string(),
+                "many".to_string(),
+            )]
+            .into_iter(),
         );
         assert!(result.is_err());
     }

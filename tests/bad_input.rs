@@ -13,7 +13,10 @@ fn quarantine_reasons(data_dir: &std::path::Path) -> Vec<(String, u64)> {
         for file in files.flatten() {
             for line in std::fs::read_to_string(file.path()).expect("read").lines() {
                 let value: serde_json::Value = serde_json::from_str(line).expect("json");
-                reasons.push((value["reason"].as_str().unwrap_or("").to_string(), value["offset"].as_u64().unwrap_or(u64::MAX)));
+                reasons.push((
+                    value["reason"].as_str().unwrap_or("").to_string(),
+                    value["offset"].as_u64().unwrap_or(u64::MAX),
+                ));
             }
         }
     }
@@ -52,11 +55,24 @@ fn every_kind_of_bad_line_is_quarantined_and_good_lines_survive() {
         push_good(&mut content);
     }
     std::fs::write(&path, &content).expect("write");
-    let output = run(data.path(), &["ingest", "--no-progress", &path.to_string_lossy()]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(
+        data.path(),
+        &["ingest", "--no-progress", &path.to_string_lossy()],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(counts(data.path()).rows, good as i64);
-    let reasons: Vec<String> = quarantine_reasons(data.path()).into_iter().map(|(reason, _)| reason).collect();
-    let expected: Vec<String> = bad_lines.iter().map(|(_, reason)| reason.to_string()).collect();
+    let reasons: Vec<String> = quarantine_reasons(data.path())
+        .into_iter()
+        .map(|(reason, _)| reason)
+        .collect();
+    let expected: Vec<String> = bad_lines
+        .iter()
+        .map(|(_, reason)| reason.to_string())
+        .collect();
     assert_eq!(reasons, expected);
 }
 
@@ -74,8 +90,15 @@ fn a_gzip_cut_short_keeps_what_it_held() {
     let compressed = encoder.finish().expect("finish");
     let path = input.path().join("audit-2026-11-27T09-00-00.000.log.gz");
     std::fs::write(&path, &compressed[..compressed.len() * 2 / 3]).expect("write");
-    let output = run(data.path(), &["ingest", "--no-progress", &path.to_string_lossy()]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(
+        data.path(),
+        &["ingest", "--no-progress", &path.to_string_lossy()],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("damaged"), "{stderr}");
     let stored = counts(data.path()).rows;
@@ -93,22 +116,36 @@ fn the_daemon_waits_for_a_missing_folder_and_a_partial_last_line() {
     std::thread::sleep(Duration::from_millis(500));
     std::fs::create_dir_all(&audit).expect("create folder");
     let path = audit.join("audit.log");
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("open");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("open");
     let first = audit_line("wait", 0);
     let second = audit_line("wait", 1);
     write!(file, "{first}\n{}", &second[..40]).expect("write");
     file.flush().expect("flush");
-    assert!(wait_until(Duration::from_secs(30), || counts(data.path()).rows == 1));
+    assert!(wait_until(Duration::from_secs(30), || counts(data.path())
+        .rows
+        == 1));
     // The half line is not stored until its newline arrives.
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(counts(data.path()).rows, 1);
     writeln!(file, "{}", &second[40..]).expect("finish line");
-    assert!(wait_until(Duration::from_secs(30), || counts(data.path()).rows == 2));
+    assert!(wait_until(Duration::from_secs(30), || counts(data.path())
+        .rows
+        == 2));
     // A file deleted while open is still drained.
-    let more: String = (2..50).map(|index| audit_line("wait", index) + "\n").collect();
+    let more: String = (2..50)
+        .map(|index| audit_line("wait", index) + "\n")
+        .collect();
     file.write_all(more.as_bytes()).expect("write more");
     std::fs::remove_file(&path).expect("delete");
-    assert!(wait_until(Duration::from_secs(30), || counts(data.path()).rows == 50), "{:?}", counts(data.path()));
+    assert!(
+        wait_until(Duration::from_secs(30), || counts(data.path()).rows == 50),
+        "{:?}",
+        counts(data.path())
+    );
     stop_daemon(daemon);
     assert_eq!(counts(data.path()).distinct_events, 50);
 }

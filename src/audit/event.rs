@@ -189,7 +189,9 @@ impl AuditEvent {
         match wire.api_version.as_deref() {
             Some("audit.k8s.io/v1" | "audit.k8s.io/v1beta1") => {}
             Some(other) => return Err(DecodeError::UnsupportedApiVersion(other.to_string())),
-            None => return Err(DecodeError::MissingField("apiVersion")),
+            // Some producers (Falco's recorded traces among them) omit it; the
+            // shape is still audit.k8s.io/v1.
+            None => {}
         }
         let audit_id = wire.audit_id.ok_or(DecodeError::MissingField("auditID"))?;
         let stage = wire.stage.ok_or(DecodeError::MissingField("stage"))?;
@@ -378,6 +380,7 @@ mod tests {
                 "invalid_timestamp",
             ),
             (b"{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\"}", "missing_field"),
+            (b"{\"kind\":\"Event\"}", "missing_field"),
             (b"{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"auditID\":\"\xff\xfe\"}", "invalid_utf8"),
         ];
         for (line, expected) in cases {

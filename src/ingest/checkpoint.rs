@@ -56,7 +56,9 @@ pub struct Checkpointer {
 
 impl Checkpointer {
     pub fn new(data_dir: &Path) -> Checkpointer {
-        Checkpointer { path: data_dir.join("checkpoints.json") }
+        Checkpointer {
+            path: data_dir.join("checkpoints.json"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -69,14 +71,26 @@ impl Checkpointer {
         let text = match std::fs::read(&self.path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(IngestError::Io { path: self.path.clone(), source }),
+            Err(source) => {
+                return Err(IngestError::Io {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
         };
-        let file: CheckpointFile = serde_json::from_slice(&text).map_err(|error| IngestError::CorruptCheckpoint {
-            path: self.path.clone(),
-            message: error.to_string(),
-        })?;
-        let CheckpointFile::V1 { last_flush_seq, sources } = file;
-        Ok(Some(Checkpoints { last_flush_seq, sources }))
+        let file: CheckpointFile =
+            serde_json::from_slice(&text).map_err(|error| IngestError::CorruptCheckpoint {
+                path: self.path.clone(),
+                message: error.to_string(),
+            })?;
+        let CheckpointFile::V1 {
+            last_flush_seq,
+            sources,
+        } = file;
+        Ok(Some(Checkpoints {
+            last_flush_seq,
+            sources,
+        }))
     }
 
     /// Commits `checkpoints`. When this returns, the flush it names is durable.
@@ -85,8 +99,11 @@ impl Checkpointer {
             last_flush_seq: checkpoints.last_flush_seq,
             sources: checkpoints.sources.clone(),
         };
-        let bytes = serde_json::to_vec_pretty(&file)
-            .map_err(|error| IngestError::CorruptCheckpoint { path: self.path.clone(), message: error.to_string() })?;
+        let bytes =
+            serde_json::to_vec_pretty(&file).map_err(|error| IngestError::CorruptCheckpoint {
+                path: self.path.clone(),
+                message: error.to_string(),
+            })?;
         crate::store::atomic_write(&self.path, &bytes)
             .map_err(|error| IngestError::Store(error.to_string()))
     }
@@ -101,12 +118,18 @@ mod tests {
         let directory = tempfile::tempdir().expect("tempdir");
         let checkpointer = Checkpointer::new(directory.path());
         assert_eq!(checkpointer.load().expect("no file is fine"), None);
-        let mut checkpoints = Checkpoints { last_flush_seq: 7, ..Checkpoints::default() };
+        let mut checkpoints = Checkpoints {
+            last_flush_seq: 7,
+            ..Checkpoints::default()
+        };
         checkpoints.sources.insert(
             "00000000000000ab".into(),
             SourceCheckpoint {
                 fingerprint: "00000000000000ab".into(),
-                prefix: PrefixCheck { length: 10, hash: 99 },
+                prefix: PrefixCheck {
+                    length: 10,
+                    hash: 99,
+                },
                 committed_offset: 1234,
                 last_path: PathBuf::from("/var/log/audit.log"),
                 lines: 3,
@@ -116,6 +139,9 @@ mod tests {
         checkpointer.store(&checkpoints).expect("stored");
         assert_eq!(checkpointer.load().expect("loads"), Some(checkpoints));
         std::fs::write(checkpointer.path(), b"{\"version\":\"1\",").expect("write");
-        assert!(matches!(checkpointer.load(), Err(IngestError::CorruptCheckpoint { .. })));
+        assert!(matches!(
+            checkpointer.load(),
+            Err(IngestError::CorruptCheckpoint { .. })
+        ));
     }
 }

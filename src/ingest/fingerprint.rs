@@ -35,7 +35,10 @@ pub struct PrefixCheck {
 
 impl PrefixCheck {
     pub fn of(prefix: &[u8]) -> PrefixCheck {
-        PrefixCheck { length: prefix.len() as u64, hash: xxhash_rust::xxh3::xxh3_64(prefix) }
+        PrefixCheck {
+            length: prefix.len() as u64,
+            hash: xxhash_rust::xxh3::xxh3_64(prefix),
+        }
     }
 }
 
@@ -57,8 +60,14 @@ mod tests {
 
     #[test]
     fn first_line_needs_its_newline() {
-        assert_eq!(first_line(b"{\"a\":1}\n{\"b\":2}"), Some(&b"{\"a\":1}\n"[..]));
+        assert_eq!(
+            first_line(b"{\"a\":1}\n{\"b\":2}"),
+            Some(&b"{\"a\":1}\n"[..])
+        );
         assert_eq!(first_line(b"{\"a\":1}"), None);
-        assert_ne!(Fingerprint::of_first_line(b"a\n"), Fingerprint::of_first_line(b"b\n"));
+        assert_ne!(
+            Fingerprint::of_first_line(b"a\n"),
+            Fingerprint::of_first_line(b"b\n")
+        );
     }
 }

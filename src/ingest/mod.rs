@@ -60,7 +60,10 @@ impl DataDirLock {
     pub fn acquire(data_dir: &Path) -> Result<DataDirLock> {
         use std::io::{Read, Seek, Write};
         use std::os::fd::AsRawFd;
-        std::fs::create_dir_all(data_dir).map_err(|source| IngestError::Io { path: data_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| IngestError::Io {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
         let path = data_dir.join(".lock");
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -68,13 +71,19 @@ impl DataDirLock {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|source| IngestError::Io { path: path.clone(), source })?;
+            .map_err(|source| IngestError::Io {
+                path: path.clone(),
+                source,
+            })?;
         // SAFETY: flock on a file descriptor we own; no memory is involved.
         let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
         if !locked {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
-            return Err(IngestError::Locked { path: data_dir.to_path_buf(), holder: holder.trim().to_string() });
+            return Err(IngestError::Locked {
+                path: data_dir.to_path_buf(),
+                holder: holder.trim().to_string(),
+            });
         }
         let _ = file.set_len(0);
         let _ = file.rewind();
@@ -96,14 +105,18 @@ pub struct IngestSetup {
 pub fn prepare(data_dir: &Path, config: &Config, maintenance: bool) -> Result<IngestSetup> {
     let lock = DataDirLock::acquire(data_dir)?;
     let checkpointer = checkpoint::Checkpointer::new(data_dir);
-    if !checkpointer.path().exists() && !crate::store::views::any_part_exists(&crate::store::views::events_dir(data_dir)) {
+    if !checkpointer.path().exists()
+        && !crate::store::views::any_part_exists(&crate::store::views::events_dir(data_dir))
+    {
         // A fresh folder: commit "nothing" first, so a part without a
         // checkpoint always means a lost checkpoint file, never a first flush
         // that died before its commit.
         checkpointer.store(&checkpoint::Checkpoints::default())?;
     }
     let recovery = recovery::recover(data_dir)?;
-    if recovery.orphans_removed + recovery.replaced_removed + recovery.temporary_removed > 0 || recovery.checkpoints_rebuilt {
+    if recovery.orphans_removed + recovery.replaced_removed + recovery.temporary_removed > 0
+        || recovery.checkpoints_rebuilt
+    {
         tracing::warn!(
             orphans = recovery.orphans_removed,
             compacted = recovery.replaced_removed,
@@ -112,10 +125,17 @@ pub fn prepare(data_dir: &Path, config: &Config, maintenance: bool) -> Result<In
             "recovered from an interrupted run"
         );
     }
-    let catalog = crate::store::catalog::Catalog::open(data_dir).map_err(|error| IngestError::Store(error.to_string()))?;
-    let (added, vanished) = catalog.reconcile(&recovery.parts).map_err(|error| IngestError::Store(error.to_string()))?;
+    let catalog = crate::store::catalog::Catalog::open(data_dir)
+        .map_err(|error| IngestError::Store(error.to_string()))?;
+    let (added, vanished) = catalog
+        .reconcile(&recovery.parts)
+        .map_err(|error| IngestError::Store(error.to_string()))?;
     if added + vanished > 0 {
-        tracing::info!(added, vanished, "manifest reconciled with the parts on disk");
+        tracing::info!(
+            added,
+            vanished,
+            "manifest reconciled with the parts on disk"
+        );
     }
     let settings = PipelineSettings {
         cluster: config.cluster.clone(),
@@ -126,13 +146,21 @@ pub fn prepare(data_dir: &Path, config: &Config, maintenance: bool) -> Result<In
         flush_interval: config.store.flush_interval(),
         row_group_rows: config.store.row_group_rows,
         zstd_level: config.store.zstd_level,
-        object_retention: ObjectRetention::new(&config.store.keep_objects, config.store.keep_objects_max_bytes),
+        object_retention: ObjectRetention::new(
+            &config.store.keep_objects,
+            config.store.keep_objects_max_bytes,
+        ),
         max_line_bytes: config.ingest.max_line_bytes,
         compact_min_parts: config.store.compact_min_parts,
         retention_days: config.store.retention_days,
         maintenance_interval: maintenance.then_some(Duration::from_secs(300)),
     };
-    Ok(IngestSetup { lock, catalog, recovery, settings })
+    Ok(IngestSetup {
+        lock,
+        catalog,
+        recovery,
+        settings,
+    })
 }
 
 /// `auditlens ingest PATH...`: one-shot backfill.
@@ -160,26 +188,48 @@ pub struct IngestSummary {
     pub seconds: f64,
 }
 
-pub fn run_ingest(args: &IngestArgs, global: &GlobalOptions, config: &Config) -> Result<IngestSummary> {
+pub fn run_ingest(
+    args: &IngestArgs,
+    global: &GlobalOptions,
+    config: &Config,
+) -> Result<IngestSummary> {
     let started = std::time::Instant::now();
     let setup = prepare(&global.data_dir, config, false)?;
-    let IngestSetup { lock, catalog, recovery, mut settings } = setup;
+    let IngestSetup {
+        lock,
+        catalog,
+        recovery,
+        mut settings,
+    } = setup;
     // One-shot: flush by size only; the final flush commits the rest.
     settings.flush_interval = Duration::from_secs(3600);
     let mut tracker = SourceTracker::from_checkpoints(&recovery.checkpoints);
     let stats = Arc::new(IngestStats::default());
-    let mut pipeline = Pipeline::start(settings, recovery.checkpoints, Some(catalog), stats.clone(), None);
+    let mut pipeline = Pipeline::start(
+        settings,
+        recovery.checkpoints,
+        Some(catalog),
+        stats.clone(),
+        None,
+    );
     let total = tail::total_bytes(&args.paths);
     let bar = if args.no_progress || global.quiet {
         indicatif::ProgressBar::hidden()
     } else {
-        let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta}") {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta}",
+        ) {
             bar.set_style(style);
         }
         bar
     };
-    let report = tail::backfill(&args.paths, &mut tracker, &mut pipeline, |bytes| bar.inc(bytes));
+    let report = tail::backfill(&args.paths, &mut tracker, &mut pipeline, |bytes| {
+        bar.inc(bytes)
+    });
     let finished = pipeline.finish();
     bar.finish_and_clear();
     drop(lock);

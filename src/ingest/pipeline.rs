@@ -70,8 +70,16 @@ pub struct FlushReport {
 }
 
 enum WorkItem {
-    Lines { seq: u64, tag: Arc<SourceTag>, chunk: LineChunk, oversized: Vec<OversizedLine> },
-    Flush { seq: u64, reply: Sender<Result<FlushReport, String>> },
+    Lines {
+        seq: u64,
+        tag: Arc<SourceTag>,
+        chunk: LineChunk,
+        oversized: Vec<OversizedLine>,
+    },
+    Flush {
+        seq: u64,
+        reply: Sender<Result<FlushReport, String>>,
+    },
 }
 
 struct PartitionRows {
@@ -89,8 +97,16 @@ enum Decoded {
         quarantine: Vec<QuarantineEntry>,
         events: Vec<AuditEvent>,
     },
-    Flush { seq: u64, reply: Sender<Result<FlushReport, String>> },
-    Failed { seq: u64, tag: Arc<SourceTag>, end: u64, error: String },
+    Flush {
+        seq: u64,
+        reply: Sender<Result<FlushReport, String>>,
+    },
+    Failed {
+        seq: u64,
+        tag: Arc<SourceTag>,
+        end: u64,
+        error: String,
+    },
 }
 
 /// A running pipeline. Dropping it without [`Pipeline::finish`] still stops
@@ -135,11 +151,18 @@ impl Pipeline {
         let committer = std::thread::Builder::new()
             .name("auditlens-commit".into())
             .spawn(move || {
-                let mut committer = Committer::new(settings, checkpoints, catalog, committer_stats, live_events);
+                let mut committer =
+                    Committer::new(settings, checkpoints, catalog, committer_stats, live_events);
                 committer.run(decoded)
             })
             .ok();
-        Pipeline { input: Some(input), next_seq: 0, workers, committer, stats }
+        Pipeline {
+            input: Some(input),
+            next_seq: 0,
+            workers,
+            committer,
+            stats,
+        }
     }
 
     pub fn stats(&self) -> &Arc<IngestStats> {
@@ -147,12 +170,22 @@ impl Pipeline {
     }
 
     /// Queues a chunk (blocks while the pipeline is full).
-    pub fn submit(&mut self, tag: Arc<SourceTag>, chunk: LineChunk, oversized: Vec<OversizedLine>) -> Result<(), String> {
+    pub fn submit(
+        &mut self,
+        tag: Arc<SourceTag>,
+        chunk: LineChunk,
+        oversized: Vec<OversizedLine>,
+    ) -> Result<(), String> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let input = self.input.as_ref().ok_or("pipeline already finished")?;
         input
-            .send(WorkItem::Lines { seq, tag, chunk, oversized })
+            .send(WorkItem::Lines {
+                seq,
+                tag,
+                chunk,
+                oversized,
+            })
             .map_err(|_| "the ingest pipeline stopped".to_string())
     }
 
@@ -162,8 +195,12 @@ impl Pipeline {
         self.next_seq += 1;
         let (reply, answer) = bounded(1);
         let input = self.input.as_ref().ok_or("pipeline already finished")?;
-        input.send(WorkItem::Flush { seq, reply }).map_err(|_| "the ingest pipeline stopped".to_string())?;
-        answer.recv().map_err(|_| "the ingest pipeline stopped before committing".to_string())?
+        input
+            .send(WorkItem::Flush { seq, reply })
+            .map_err(|_| "the ingest pipeline stopped".to_string())?;
+        answer
+            .recv()
+            .map_err(|_| "the ingest pipeline stopped before committing".to_string())?
     }
 
     /// Flushes, then stops every thread.
@@ -171,7 +208,9 @@ impl Pipeline {
         let flushed = self.flush();
         self.shutdown();
         let committed = match self.committer.take() {
-            Some(handle) => handle.join().unwrap_or_else(|_| Err("the commit thread panicked".into())),
+            Some(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err("the commit thread panicked".into())),
             None => Err("the commit thread never started".into()),
         };
         flushed.map(|_| ()).and(committed)
@@ -194,17 +233,38 @@ impl Drop for Pipeline {
     }
 }
 
-fn decode_worker(work: Receiver<WorkItem>, output: Sender<Decoded>, settings: PipelineSettings, keep_events: bool) {
+fn decode_worker(
+    work: Receiver<WorkItem>,
+    output: Sender<Decoded>,
+    settings: PipelineSettings,
+    keep_events: bool,
+) {
     for item in work {
         let decoded = match item {
             WorkItem::Flush { seq, reply } => Decoded::Flush { seq, reply },
-            WorkItem::Lines { seq, tag, chunk, oversized } => {
+            WorkItem::Lines {
+                seq,
+                tag,
+                chunk,
+                oversized,
+            } => {
                 let end = chunk.end();
                 match decode_chunk(&tag, &chunk, oversized, &settings, keep_events) {
-                    Ok((lines, partitions, quarantine, events)) => {
-                        Decoded::Lines { seq, tag, end, lines, partitions, quarantine, events }
-                    }
-                    Err(error) => Decoded::Failed { seq, tag, end, error },
+                    Ok((lines, partitions, quarantine, events)) => Decoded::Lines {
+                        seq,
+                        tag,
+                        end,
+                        lines,
+                        partitions,
+                        quarantine,
+                        events,
+                    },
+                    Err(error) => Decoded::Failed {
+                        seq,
+                        tag,
+                        end,
+                        error,
+                    },
                 }
             }
         };
@@ -214,7 +274,12 @@ fn decode_worker(work: Receiver<WorkItem>, output: Sender<Decoded>, settings: Pi
     }
 }
 
-type DecodedLines = (u64, Vec<(PartitionKey, PartitionRows)>, Vec<QuarantineEntry>, Vec<AuditEvent>);
+type DecodedLines = (
+    u64,
+    Vec<(PartitionKey, PartitionRows)>,
+    Vec<QuarantineEntry>,
+    Vec<AuditEvent>,
+);
 
 fn decode_chunk(
     tag: &SourceTag,
@@ -230,13 +295,25 @@ fn decode_chunk(
     let mut lines = 0u64;
     for line in oversized {
         lines += 1;
-        let error = DecodeError::LineTooLong { length: line.length as usize, limit: settings.max_line_bytes };
-        quarantine.push(QuarantineEntry::new(&tag.path, &tag.source_id, line.offset, error.reason_code(), error.to_string(), &line.prefix, line.length));
+        let error = DecodeError::LineTooLong {
+            length: line.length as usize,
+            limit: settings.max_line_bytes,
+        };
+        quarantine.push(QuarantineEntry::new(
+            &tag.path,
+            &tag.source_id,
+            line.offset,
+            error.reason_code(),
+            error.to_string(),
+            &line.prefix,
+            line.length,
+        ));
     }
     let mut position = 0usize;
     let data = &chunk.data;
     while position < data.len() {
-        let line_end = memchr::memchr(b'\n', &data[position..]).map_or(data.len(), |index| position + index + 1);
+        let line_end = memchr::memchr(b'\n', &data[position..])
+            .map_or(data.len(), |index| position + index + 1);
         let offset = chunk.start + position as u64;
         let mut line = &data[position..line_end];
         position = line_end;
@@ -251,22 +328,31 @@ fn decode_chunk(
         }
         lines += 1;
         let decoded = if line.len() > settings.max_line_bytes {
-            Err(DecodeError::LineTooLong { length: line.len(), limit: settings.max_line_bytes })
+            Err(DecodeError::LineTooLong {
+                length: line.len(),
+                limit: settings.max_line_bytes,
+            })
         } else {
             AuditEvent::decode(line)
         };
         match decoded {
             Ok(event) => {
-                let origin = LineOrigin { source_file: &tag.path, source_fingerprint: &tag.fingerprint, offset };
+                let origin = LineOrigin {
+                    source_file: &tag.path,
+                    source_fingerprint: &tag.fingerprint,
+                    offset,
+                };
                 columns.append(&event, origin, &settings.object_retention);
-                let span = spans.entry(PartitionKey::of_micros(event.ts)).or_insert_with(|| SourceSpan {
-                    source_id: tag.source_id.clone(),
-                    fingerprint: tag.fingerprint.clone(),
-                    source_file: tag.path.clone(),
-                    min_offset: offset,
-                    end_offset: offset,
-                    rows: 0,
-                });
+                let span = spans
+                    .entry(PartitionKey::of_micros(event.ts))
+                    .or_insert_with(|| SourceSpan {
+                        source_id: tag.source_id.clone(),
+                        fingerprint: tag.fingerprint.clone(),
+                        source_file: tag.path.clone(),
+                        min_offset: offset,
+                        end_offset: offset,
+                        rows: 0,
+                    });
                 span.end_offset = chunk.start + line_end as u64;
                 span.rows += 1;
                 if keep_events {
@@ -333,7 +419,11 @@ impl Committer {
     ) -> Committer {
         let events_dir = crate::store::views::events_dir(&settings.data_dir);
         Committer {
-            writer: PartWriter::new(events_dir.clone(), settings.row_group_rows, settings.zstd_level),
+            writer: PartWriter::new(
+                events_dir.clone(),
+                settings.row_group_rows,
+                settings.zstd_level,
+            ),
             checkpointer: Checkpointer::new(&settings.data_dir),
             quarantine: Quarantine::new(&settings.data_dir),
             had_parts: crate::store::views::any_part_exists(&events_dir),
@@ -356,11 +446,16 @@ impl Committer {
 
     fn run(&mut self, decoded: Receiver<Decoded>) -> Result<(), String> {
         loop {
-            let timeout = self.settings.flush_interval.saturating_sub(self.last_flush.elapsed());
+            let timeout = self
+                .settings
+                .flush_interval
+                .saturating_sub(self.last_flush.elapsed());
             match decoded.recv_timeout(timeout.max(Duration::from_millis(5))) {
                 Ok(item) => {
                     let seq = match &item {
-                        Decoded::Lines { seq, .. } | Decoded::Flush { seq, .. } | Decoded::Failed { seq, .. } => *seq,
+                        Decoded::Lines { seq, .. }
+                        | Decoded::Flush { seq, .. }
+                        | Decoded::Failed { seq, .. } => *seq,
                     };
                     self.reorder.insert(seq, item);
                     while let Some(item) = self.reorder.remove(&self.next_seq) {
@@ -375,7 +470,8 @@ impl Committer {
             }
             if self.pending_rows >= self.settings.flush_rows
                 || self.pending_bytes >= self.settings.flush_bytes
-                || self.last_flush.elapsed() >= self.settings.flush_interval {
+                || self.last_flush.elapsed() >= self.settings.flush_interval
+            {
                 // A failure here is retried at the next tick; the data stays pending.
                 let _ = self.flush_with_retry(1);
             }
@@ -390,7 +486,15 @@ impl Committer {
 
     fn apply(&mut self, item: Decoded) {
         match item {
-            Decoded::Lines { tag, end, lines, partitions, quarantine, events, .. } => {
+            Decoded::Lines {
+                tag,
+                end,
+                lines,
+                partitions,
+                quarantine,
+                events,
+                ..
+            } => {
                 for (key, rows) in partitions {
                     self.pending_rows += rows.batch.num_rows();
                     self.pending_bytes += rows.batch.get_array_memory_size();
@@ -409,9 +513,13 @@ impl Committer {
                             .or_insert(span);
                     }
                 }
-                self.stats.record_decoded(lines, quarantine.iter().map(|entry| entry.reason.as_str()));
+                self.stats
+                    .record_decoded(lines, quarantine.iter().map(|entry| entry.reason.as_str()));
                 self.pending_quarantine.extend(quarantine);
-                let entry = self.pending_sources.entry(tag.source_id.clone()).or_insert((tag.clone(), end, 0));
+                let entry = self
+                    .pending_sources
+                    .entry(tag.source_id.clone())
+                    .or_insert((tag.clone(), end, 0));
                 entry.0 = tag;
                 entry.1 = entry.1.max(end);
                 entry.2 += lines;
@@ -422,7 +530,9 @@ impl Committer {
                     self.live_events = None;
                 }
             }
-            Decoded::Failed { tag, error, end, .. } => {
+            Decoded::Failed {
+                tag, error, end, ..
+            } => {
                 // Cannot happen for well-formed batches; keep the offset where
                 // it was so the lines are read again after a restart.
                 tracing::error!(source = %tag.path, end, %error, "could not build a batch; lines will be re-read on restart");
@@ -441,7 +551,9 @@ impl Committer {
             match self.flush() {
                 Ok(report) => return Ok(report),
                 Err(error) => {
-                    self.stats.flush_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.stats
+                        .flush_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!(%error, attempt, "flush failed; data kept and retried");
                     last_error = error;
                     if attempt + 1 < attempts {
@@ -458,7 +570,10 @@ impl Committer {
     /// Writes the pending parts, the quarantine, then commits the checkpoint.
     fn flush(&mut self) -> Result<FlushReport, String> {
         self.last_flush = Instant::now();
-        if self.pending.is_empty() && self.pending_sources.is_empty() && self.pending_quarantine.is_empty() {
+        if self.pending.is_empty()
+            && self.pending_sources.is_empty()
+            && self.pending_quarantine.is_empty()
+        {
             return Ok(FlushReport::default());
         }
         let started = Instant::now();
@@ -466,7 +581,14 @@ impl Committer {
         let mut written: Vec<WrittenPart> = Vec::new();
         for (key, pending) in &self.pending {
             let spans: Vec<SourceSpan> = pending.spans.values().cloned().collect();
-            match self.writer.write_part(&self.settings.cluster, *key, seq, &pending.batches, spans, Vec::new()) {
+            match self.writer.write_part(
+                &self.settings.cluster,
+                *key,
+                seq,
+                &pending.batches,
+                spans,
+                Vec::new(),
+            ) {
                 Ok(part) => written.push(part),
                 Err(error) => {
                     // Parts of this flush already renamed would be orphans:
@@ -488,14 +610,17 @@ impl Committer {
         next.last_flush_seq = seq;
         let now = chrono::Utc::now().timestamp_micros();
         for (source_id, (tag, end, lines)) in &self.pending_sources {
-            let entry = next.sources.entry(source_id.clone()).or_insert_with(|| SourceCheckpoint {
-                fingerprint: tag.fingerprint.clone(),
-                prefix: tag.prefix,
-                committed_offset: 0,
-                last_path: PathBuf::from(&tag.path),
-                lines: 0,
-                updated_at: now,
-            });
+            let entry = next
+                .sources
+                .entry(source_id.clone())
+                .or_insert_with(|| SourceCheckpoint {
+                    fingerprint: tag.fingerprint.clone(),
+                    prefix: tag.prefix,
+                    committed_offset: 0,
+                    last_path: PathBuf::from(&tag.path),
+                    lines: 0,
+                    updated_at: now,
+                });
             entry.committed_offset = entry.committed_offset.max(*end);
             entry.lines += lines;
             entry.last_path = PathBuf::from(&tag.path);
@@ -524,7 +649,11 @@ impl Committer {
         self.pending_quarantine.clear();
         self.pending_sources.clear();
         self.record_in_catalog(&written);
-        Ok(FlushReport { parts: written, rows, quarantined })
+        Ok(FlushReport {
+            parts: written,
+            rows,
+            quarantined,
+        })
     }
 
     fn record_in_catalog(&mut self, written: &[WrittenPart]) {
@@ -552,7 +681,11 @@ impl Committer {
         }
         let events_dir = crate::store::views::events_dir(&self.settings.data_dir);
         let closed_before = chrono::Utc::now().timestamp_micros() - 3_600_000_000;
-        match compaction::partitions_to_compact(&events_dir, self.settings.compact_min_parts, closed_before) {
+        match compaction::partitions_to_compact(
+            &events_dir,
+            self.settings.compact_min_parts,
+            closed_before,
+        ) {
             Ok(candidates) => {
                 for candidate in candidates {
                     let seq = self.checkpoints.last_flush_seq + 1;
@@ -575,14 +708,17 @@ impl Committer {
                     for path in &candidate.parts {
                         let _ = std::fs::remove_file(path);
                     }
-                    self.stats.compactions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.stats
+                        .compactions
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.record_in_catalog(std::slice::from_ref(&compacted));
                 }
             }
             Err(error) => tracing::warn!(%error, "could not list partitions to compact"),
         }
         if self.settings.retention_days > 0 {
-            let cutoff = chrono::Utc::now().date_naive() - chrono::Days::new(u64::from(self.settings.retention_days));
+            let cutoff = chrono::Utc::now().date_naive()
+                - chrono::Days::new(u64::from(self.settings.retention_days));
             match retention::remove_expired(&events_dir, cutoff) {
                 Ok(removed) if !removed.is_empty() => {
                     tracing::info!(parts = removed.len(), %cutoff, "retention removed expired parts");

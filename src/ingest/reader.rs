@@ -100,7 +100,10 @@ impl LineReader {
         let stream = match FileFormat::of_path(path) {
             FileFormat::Plain => Stream::Plain(file),
             FileFormat::Gzip => Stream::Gzip {
-                decoder: Box::new(MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, file))),
+                decoder: Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+                    256 * 1024,
+                    file,
+                ))),
                 carry: Vec::new(),
                 finished: false,
                 damaged: None,
@@ -138,13 +141,17 @@ impl LineReader {
                 self.position = offset;
             }
             Stream::Gzip { decoder, .. } => {
-                let skipped = std::io::copy(&mut decoder.as_mut().take(offset), &mut std::io::sink())?;
+                let skipped =
+                    std::io::copy(&mut decoder.as_mut().take(offset), &mut std::io::sink())?;
                 self.position = skipped;
                 if skipped < offset {
                     // The file is shorter than the checkpoint: nothing to read.
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
-                        format!("{} holds {skipped} bytes, fewer than the committed {offset}", self.path.display()),
+                        format!(
+                            "{} holds {skipped} bytes, fewer than the committed {offset}",
+                            self.path.display()
+                        ),
                     ));
                 }
             }
@@ -192,14 +199,21 @@ impl LineReader {
             match memchr::memrchr(b'\n', &window) {
                 Some(last_newline) => {
                     let data = window[..=last_newline].to_vec();
-                    outcome.chunk = Some(LineChunk { start: self.position, data });
+                    outcome.chunk = Some(LineChunk {
+                        start: self.position,
+                        data,
+                    });
                     self.consume(last_newline + 1);
                     outcome.pending_partial = (window.len() - last_newline - 1) as u64;
                     break;
                 }
                 None if window.len() >= self.buffer_bytes => {
                     let prefix = window[..OVERSIZED_PREFIX_BYTES.min(window.len())].to_vec();
-                    self.skipping = Some(OversizedLine { offset: self.position, length: window.len() as u64, prefix });
+                    self.skipping = Some(OversizedLine {
+                        offset: self.position,
+                        length: window.len() as u64,
+                        prefix,
+                    });
                     let length = window.len();
                     self.consume(length);
                     window = self.fill_window()?;
@@ -210,7 +224,10 @@ impl LineReader {
                         Stream::Gzip { finished: done, .. } => *done,
                     };
                     if finished && stream_done {
-                        outcome.chunk = Some(LineChunk { start: self.position, data: window.to_vec() });
+                        outcome.chunk = Some(LineChunk {
+                            start: self.position,
+                            data: window.to_vec(),
+                        });
                         let length = window.len();
                         self.consume(length);
                     } else {
@@ -235,7 +252,8 @@ impl LineReader {
                 let mut buffer = vec![0u8; self.buffer_bytes];
                 let mut filled = 0;
                 while filled < buffer.len() {
-                    let read = file.read_at(&mut buffer[filled..], self.position + filled as u64)?;
+                    let read =
+                        file.read_at(&mut buffer[filled..], self.position + filled as u64)?;
                     if read == 0 {
                         break;
                     }
@@ -244,7 +262,12 @@ impl LineReader {
                 buffer.truncate(filled);
                 Ok(buffer)
             }
-            Stream::Gzip { decoder, carry, finished, damaged } => {
+            Stream::Gzip {
+                decoder,
+                carry,
+                finished,
+                damaged,
+            } => {
                 while carry.len() < self.buffer_bytes && !*finished {
                     let start = carry.len();
                     carry.resize(self.buffer_bytes, 0);
@@ -300,22 +323,35 @@ mod tests {
     }
 
     fn gzip(path: &Path, bytes: &[u8]) {
-        let mut encoder = flate2::write::GzEncoder::new(File::create(path).expect("create"), flate2::Compression::fast());
+        let mut encoder = flate2::write::GzEncoder::new(
+            File::create(path).expect("create"),
+            flate2::Compression::fast(),
+        );
         encoder.write_all(bytes).expect("compress");
         encoder.finish().expect("finish");
     }
 
-    fn all_lines(path: &Path, offset: u64, buffer: usize, finished: bool) -> (Vec<u8>, Vec<OversizedLine>, u64) {
+    fn all_lines(
+        path: &Path,
+        offset: u64,
+        buffer: usize,
+        finished: bool,
+    ) -> (Vec<u8>, Vec<OversizedLine>, u64) {
         let mut reader = LineReader::open(path, offset, buffer).expect("open");
         let mut data = Vec::new();
         let mut oversized = Vec::new();
         loop {
             let outcome = reader.read_chunk(finished).expect("read");
+            // Oversized lines skipped in this read come before its chunk.
+            oversized.extend(outcome.oversized);
             if let Some(chunk) = outcome.chunk {
-                assert_eq!(chunk.start, offset + data.len() as u64 + oversized.iter().map(|l: &OversizedLine| l.length).sum::<u64>());
+                let skipped: u64 = oversized
+                    .iter()
+                    .map(|line: &OversizedLine| line.length)
+                    .sum();
+                assert_eq!(chunk.start, offset + data.len() as u64 + skipped);
                 data.extend_from_slice(&chunk.data);
             }
-            oversized.extend(outcome.oversized);
             if outcome.at_end {
                 return (data, oversized, outcome.pending_partial);
             }
@@ -359,7 +395,9 @@ mod tests {
     fn a_cut_gzip_yields_what_it_holds_and_says_so() {
         let directory = tempfile::tempdir().expect("tempdir");
         let whole = directory.path().join("whole.gz");
-        let lines: Vec<u8> = (0..5000).flat_map(|index| format!("line number {index}\n").into_bytes()).collect();
+        let lines: Vec<u8> = (0..5000)
+            .flat_map(|index| format!("line number {index}\n").into_bytes())
+            .collect();
         gzip(&whole, &lines);
         let bytes = std::fs::read(&whole).expect("read");
         let cut = directory.path().join("cut.log.gz");

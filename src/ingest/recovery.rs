@@ -11,7 +11,7 @@
 use super::checkpoint::{Checkpointer, Checkpoints, SourceCheckpoint};
 use super::fingerprint::PrefixCheck;
 use super::{IngestError, Result};
-use crate::store::compaction::{list_part_files, read_dir_sorted};
+use crate::store::compaction::{list_part_files, partition_dirs, read_dir_sorted};
 use crate::store::writer::{WrittenPart, flush_seq_of_file_name, read_part_metadata};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -37,7 +37,10 @@ pub fn recover(data_dir: &Path) -> Result<Recovery> {
     let loaded = match checkpointer.load() {
         Ok(loaded) => loaded,
         Err(IngestError::CorruptCheckpoint { path, message }) => {
-            let aside = path.with_extension(format!("json.corrupt-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
+            let aside = path.with_extension(format!(
+                "json.corrupt-{}",
+                chrono::Utc::now().format("%Y%m%dT%H%M%S")
+            ));
             tracing::error!(%message, aside = %aside.display(), "checkpoints.json unreadable; rebuilding it from the parts");
             let _ = std::fs::rename(&path, &aside);
             None
@@ -56,7 +59,10 @@ pub fn recover(data_dir: &Path) -> Result<Recovery> {
                     .unwrap_or(u64::MAX);
                 if seq > checkpoints.last_flush_seq {
                     tracing::warn!(part = %path.display(), seq, committed = checkpoints.last_flush_seq, "removing orphan part of an uncommitted flush");
-                    std::fs::remove_file(&path).map_err(|source| IngestError::Io { path: path.clone(), source })?;
+                    std::fs::remove_file(&path).map_err(|source| IngestError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
                     recovery.orphans_removed += 1;
                 } else {
                     committed_files.push(path);
@@ -70,7 +76,11 @@ pub fn recover(data_dir: &Path) -> Result<Recovery> {
         match read_part_metadata(&path) {
             Ok(metadata) => {
                 let bytes = std::fs::metadata(&path).map(|meta| meta.len()).unwrap_or(0);
-                parts.push(WrittenPart { path, bytes, metadata });
+                parts.push(WrittenPart {
+                    path,
+                    bytes,
+                    metadata,
+                });
             }
             Err(error) => {
                 tracing::error!(%error, part = %path.display(), "unreadable part left in place and reported");
@@ -78,12 +88,18 @@ pub fn recover(data_dir: &Path) -> Result<Recovery> {
             }
         }
     }
-    let replaced: HashSet<String> = parts.iter().flat_map(|part| part.metadata.replaces.iter().cloned()).collect();
+    let replaced: HashSet<String> = parts
+        .iter()
+        .flat_map(|part| part.metadata.replaces.iter().cloned())
+        .collect();
     let mut kept = Vec::new();
     for part in parts {
         if replaced.contains(&part.metadata.part_id) {
             tracing::info!(part = %part.path.display(), "removing a part already compacted into another");
-            std::fs::remove_file(&part.path).map_err(|source| IngestError::Io { path: part.path.clone(), source })?;
+            std::fs::remove_file(&part.path).map_err(|source| IngestError::Io {
+                path: part.path.clone(),
+                source,
+            })?;
             recovery.replaced_removed += 1;
         } else {
             kept.push(part);
@@ -109,14 +125,20 @@ fn rebuild_checkpoints(parts: &[WrittenPart]) -> Checkpoints {
     for part in parts {
         checkpoints.last_flush_seq = checkpoints.last_flush_seq.max(part.metadata.flush_seq);
         for span in &part.metadata.sources {
-            let entry = checkpoints.sources.entry(span.source_id.clone()).or_insert_with(|| SourceCheckpoint {
-                fingerprint: span.fingerprint.clone(),
-                prefix: PrefixCheck { length: 0, hash: xxhash_rust::xxh3::xxh3_64(b"") },
-                committed_offset: 0,
-                last_path: PathBuf::from(&span.source_file),
-                lines: 0,
-                updated_at: chrono::Utc::now().timestamp_micros(),
-            });
+            let entry = checkpoints
+                .sources
+                .entry(span.source_id.clone())
+                .or_insert_with(|| SourceCheckpoint {
+                    fingerprint: span.fingerprint.clone(),
+                    prefix: PrefixCheck {
+                        length: 0,
+                        hash: xxhash_rust::xxh3::xxh3_64(b""),
+                    },
+                    committed_offset: 0,
+                    last_path: PathBuf::from(&span.source_file),
+                    lines: 0,
+                    updated_at: chrono::Utc::now().timestamp_micros(),
+                });
             entry.committed_offset = entry.committed_offset.max(span.end_offset);
             entry.lines += span.rows;
         }
@@ -126,16 +148,15 @@ fn rebuild_checkpoints(parts: &[WrittenPart]) -> Checkpoints {
 
 fn remove_temporary_files(events_dir: &Path) -> crate::store::Result<usize> {
     let mut removed = 0;
-    for cluster in read_dir_sorted(events_dir)? {
-        for date in read_dir_sorted(&cluster)? {
-            for hour in read_dir_sorted(&date)? {
-                for file in read_dir_sorted(&hour)? {
-                    let name = file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-                    if name.starts_with('.') && name.ends_with(".tmp") {
-                        let _ = std::fs::remove_file(&file);
-                        removed += 1;
-                    }
-                }
+    for hour in partition_dirs(events_dir)? {
+        for file in read_dir_sorted(&hour)? {
+            let name = file
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(&file);
+                removed += 1;
             }
         }
     }
@@ -163,7 +184,15 @@ mod tests {
         for index in first..first + count {
             let text = line(index, hour);
             let event = AuditEvent::decode(text.as_bytes()).expect("valid");
-            columns.append(&event, LineOrigin { source_file: "f", source_fingerprint: "00aa", offset: index * 100 }, &retention);
+            columns.append(
+                &event,
+                LineOrigin {
+                    source_file: "f",
+                    source_fingerprint: "00aa",
+                    offset: index * 100,
+                },
+                &retention,
+            );
         }
         let batches = columns.finish().expect("batches");
         let (key, batch): (PartitionKey, _) = batches.into_iter().next().expect("one partition");
@@ -175,7 +204,9 @@ mod tests {
             end_offset: (first + count) * 100,
             rows: count,
         };
-        writer.write_part("default", key, seq, &[batch], vec![span], Vec::new()).expect("part")
+        writer
+            .write_part("default", key, seq, &[batch], vec![span], Vec::new())
+            .expect("part")
     }
 
     #[test]
@@ -184,7 +215,10 @@ mod tests {
         let writer = PartWriter::new(crate::store::views::events_dir(data.path()), 1000, 1);
         let checkpointer = Checkpointer::new(data.path());
         let committed = write_part(&writer, 1, 0, 10, 9);
-        let mut checkpoints = Checkpoints { last_flush_seq: 1, ..Checkpoints::default() };
+        let mut checkpoints = Checkpoints {
+            last_flush_seq: 1,
+            ..Checkpoints::default()
+        };
         checkpoints.sources.insert(
             "00aa".into(),
             SourceCheckpoint {
@@ -217,7 +251,12 @@ mod tests {
         assert_eq!(recovery.checkpoints.last_flush_seq, 2);
         assert_eq!(recovery.checkpoints.sources["00aa"].committed_offset, 1500);
         assert_eq!(recovery.checkpoints.sources["00aa"].lines, 15);
-        assert!(Checkpointer::new(data.path()).load().expect("stored").is_some());
+        assert!(
+            Checkpointer::new(data.path())
+                .load()
+                .expect("stored")
+                .is_some()
+        );
     }
 
     #[test]
@@ -225,10 +264,19 @@ mod tests {
         let data = tempfile::tempdir().expect("tempdir");
         let events = crate::store::views::events_dir(data.path());
         let writer = PartWriter::new(&events, 1000, 1);
-        let parts: Vec<WrittenPart> = (0..3).map(|index| write_part(&writer, index + 1, index * 10, 10, 9)).collect();
+        let parts: Vec<WrittenPart> = (0..3)
+            .map(|index| write_part(&writer, index + 1, index * 10, 10, 9))
+            .collect();
         let checkpointer = Checkpointer::new(data.path());
-        checkpointer.store(&Checkpoints { last_flush_seq: 3, ..Checkpoints::default() }).expect("commit");
-        let candidate = crate::store::compaction::partitions_to_compact(&events, 2, i64::MAX).expect("list").remove(0);
+        checkpointer
+            .store(&Checkpoints {
+                last_flush_seq: 3,
+                ..Checkpoints::default()
+            })
+            .expect("commit");
+        let candidate = crate::store::compaction::partitions_to_compact(&events, 2, i64::MAX)
+            .expect("list")
+            .remove(0);
         // Uncommitted compaction (seq 4 > 3): the compacted part is the orphan.
         let compacted = crate::store::compaction::compact(&writer, &candidate, 4).expect("compact");
         let recovery = recover(data.path()).expect("recover");
@@ -236,7 +284,12 @@ mod tests {
         assert_eq!(recovery.parts.len(), 3);
         // Committed compaction: the replaced parts go.
         let compacted = crate::store::compaction::compact(&writer, &candidate, 4).expect("compact");
-        checkpointer.store(&Checkpoints { last_flush_seq: 4, ..Checkpoints::default() }).expect("commit");
+        checkpointer
+            .store(&Checkpoints {
+                last_flush_seq: 4,
+                ..Checkpoints::default()
+            })
+            .expect("commit");
         let recovery = recover(data.path()).expect("recover");
         assert_eq!(recovery.replaced_removed, 3);
         assert!(parts.iter().all(|part| !part.path.exists()));

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Where reading of one file stands.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FileStatus {
     pub path: String,
     pub source_id: String,
@@ -45,7 +45,11 @@ pub struct IngestStats {
 }
 
 impl IngestStats {
-    pub fn record_decoded<'a>(&self, lines: u64, quarantine_reasons: impl Iterator<Item = &'a str>) {
+    pub fn record_decoded<'a>(
+        &self,
+        lines: u64,
+        quarantine_reasons: impl Iterator<Item = &'a str>,
+    ) {
         self.lines.fetch_add(lines, Ordering::Relaxed);
         let mut count = 0;
         if let Ok(mut reasons) = self.quarantine_reasons.lock() {
@@ -59,7 +63,8 @@ impl IngestStats {
 
     pub fn record_flush(&self, parts: &[WrittenPart], took: Duration) {
         self.flushes.fetch_add(1, Ordering::Relaxed);
-        self.parts_written.fetch_add(parts.len() as u64, Ordering::Relaxed);
+        self.parts_written
+            .fetch_add(parts.len() as u64, Ordering::Relaxed);
         let rows: u64 = parts.iter().map(|part| part.metadata.rows).sum();
         let bytes: u64 = parts.iter().map(|part| part.bytes).sum();
         self.events_stored.fetch_add(rows, Ordering::Relaxed);
@@ -85,8 +90,16 @@ impl IngestStats {
             let status = files.entry(path.to_string()).or_default();
             status.path = path.to_string();
             status.file_bytes = file_bytes;
-            status.lag_bytes = if plain { file_bytes.saturating_sub(status.committed_offset) } else { 0 };
-            status.lag_seconds = if status.lag_bytes > 0 { idle.as_secs_f64() } else { 0.0 };
+            status.lag_bytes = if plain {
+                file_bytes.saturating_sub(status.committed_offset)
+            } else {
+                0
+            };
+            status.lag_seconds = if status.lag_bytes > 0 {
+                idle.as_secs_f64()
+            } else {
+                0.0
+            };
         }
     }
 
@@ -97,10 +110,16 @@ impl IngestStats {
     }
 
     pub fn quarantine_reasons(&self) -> BTreeMap<String, u64> {
-        self.quarantine_reasons.lock().map(|reasons| reasons.clone()).unwrap_or_default()
+        self.quarantine_reasons
+            .lock()
+            .map(|reasons| reasons.clone())
+            .unwrap_or_default()
     }
 
     pub fn files(&self) -> Vec<FileStatus> {
-        self.files.lock().map(|files| files.values().cloned().collect()).unwrap_or_default()
+        self.files
+            .lock()
+            .map(|files| files.values().cloned().collect())
+            .unwrap_or_default()
     }
 }

@@ -9,11 +9,11 @@
 //! reads a given source at a time (a rotated file and its `.gz`, or a copy,
 //! are the same source).
 
+use super::checkpoint::Checkpoints;
 use super::fingerprint::{CONFIRM_PREFIX_LIMIT, Fingerprint, PrefixCheck, first_line};
 use super::pipeline::{Pipeline, SourceTag};
 use super::reader::{FileFormat, LineReader, read_file_prefix};
 use super::stats::IngestStats;
-use super::checkpoint::Checkpoints;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,10 @@ pub enum Identification {
     /// The first line is not complete yet: look again later.
     NotReady,
     /// The file is this source; resume at `resume_offset`.
-    Source { tag: Arc<SourceTag>, resume_offset: u64 },
+    Source {
+        tag: Arc<SourceTag>,
+        resume_offset: u64,
+    },
 }
 
 /// Maps files to sources by fingerprint and remembers how far each was read.
@@ -56,7 +59,11 @@ impl SourceTracker {
                 let fingerprint = u64::from_str_radix(&checkpoint.fingerprint, 16).ok()?;
                 Some((
                     source_id.clone(),
-                    KnownSource { fingerprint, prefix: checkpoint.prefix, read_offset: checkpoint.committed_offset },
+                    KnownSource {
+                        fingerprint,
+                        prefix: checkpoint.prefix,
+                        read_offset: checkpoint.committed_offset,
+                    },
                 ))
             })
             .collect();
@@ -77,7 +84,8 @@ impl SourceTracker {
         let matched = self.sources.iter().find_map(|(source_id, known)| {
             let same = known.fingerprint == fingerprint.0
                 && prefix.len() as u64 >= known.prefix.length
-                && PrefixCheck::of(&prefix[..known.prefix.length as usize]).hash == known.prefix.hash;
+                && PrefixCheck::of(&prefix[..known.prefix.length as usize]).hash
+                    == known.prefix.hash;
             same.then(|| source_id.clone())
         });
         let source_id = match matched {
@@ -90,12 +98,19 @@ impl SourceTracker {
                 }
                 self.sources.insert(
                     source_id.clone(),
-                    KnownSource { fingerprint: fingerprint.0, prefix: file_check, read_offset: 0 },
+                    KnownSource {
+                        fingerprint: fingerprint.0,
+                        prefix: file_check,
+                        read_offset: 0,
+                    },
                 );
                 source_id
             }
         };
-        let known = self.sources.get_mut(&source_id).ok_or_else(|| std::io::Error::other("source vanished"))?;
+        let known = self
+            .sources
+            .get_mut(&source_id)
+            .ok_or_else(|| std::io::Error::other("source vanished"))?;
         if file_check.length > known.prefix.length {
             known.prefix = file_check;
         }
@@ -105,7 +120,10 @@ impl SourceTracker {
             path: path.to_string_lossy().into_owned(),
             prefix: known.prefix,
         });
-        Ok(Identification::Source { tag, resume_offset: known.read_offset })
+        Ok(Identification::Source {
+            tag,
+            resume_offset: known.read_offset,
+        })
     }
 
     pub fn advance(&mut self, source_id: &str, offset: u64) {
@@ -127,12 +145,20 @@ fn drain(
 ) -> Result<(u64, Option<String>, bool), String> {
     let mut handed = 0;
     loop {
-        let outcome = reader.read_chunk(finished).map_err(|error| format!("{}: {error}", reader.path().display()))?;
+        let outcome = reader
+            .read_chunk(finished)
+            .map_err(|error| format!("{}: {error}", reader.path().display()))?;
         let had_data = outcome.chunk.is_some() || !outcome.oversized.is_empty();
         if had_data {
-            let chunk = outcome.chunk.unwrap_or(super::reader::LineChunk { start: reader.position(), data: Vec::new() });
+            let chunk = outcome.chunk.unwrap_or(super::reader::LineChunk {
+                start: reader.position(),
+                data: Vec::new(),
+            });
             handed += chunk.data.len() as u64;
-            pipeline.stats().bytes_read.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+            pipeline
+                .stats()
+                .bytes_read
+                .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
             pipeline.submit(tag.clone(), chunk, outcome.oversized)?;
             tracker.advance(&tag.source_id, reader.position());
         }
@@ -209,7 +235,8 @@ pub struct BackfillReport {
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for path in paths {
-        let metadata = std::fs::metadata(path).map_err(|error| format!("{}: {error}", path.display()))?;
+        let metadata =
+            std::fs::metadata(path).map_err(|error| format!("{}: {error}", path.display()))?;
         if metadata.is_dir() {
             let mut inside: Vec<(SystemTime, PathBuf)> = std::fs::read_dir(path)
                 .map_err(|error| format!("{}: {error}", path.display()))?
@@ -217,8 +244,12 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
                 .filter_map(|entry| {
                     let meta = entry.metadata().ok()?;
                     let name = entry.file_name();
-                    (meta.is_file() && !name.to_string_lossy().starts_with('.'))
-                        .then(|| (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), entry.path()))
+                    (meta.is_file() && !name.to_string_lossy().starts_with('.')).then(|| {
+                        (
+                            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                            entry.path(),
+                        )
+                    })
                 })
                 .collect();
             inside.sort();
@@ -269,8 +300,14 @@ struct ListedFile {
 }
 
 impl Tailer {
-    pub fn new(directory: PathBuf, glob_pattern: &str, partial_line_grace: Duration, tracker: SourceTracker) -> Result<Tailer, String> {
-        let pattern = glob::Pattern::new(glob_pattern).map_err(|error| format!("ingest.glob {glob_pattern:?}: {error}"))?;
+    pub fn new(
+        directory: PathBuf,
+        glob_pattern: &str,
+        partial_line_grace: Duration,
+        tracker: SourceTracker,
+    ) -> Result<Tailer, String> {
+        let pattern = glob::Pattern::new(glob_pattern)
+            .map_err(|error| format!("ingest.glob {glob_pattern:?}: {error}"))?;
         Ok(Tailer {
             directory,
             pattern,
@@ -358,7 +395,11 @@ impl Tailer {
             let Identification::Source { tag, resume_offset } = identification else {
                 continue;
             };
-            if self.active.values().any(|active| active.tag.source_id == tag.source_id) {
+            if self
+                .active
+                .values()
+                .any(|active| active.tag.source_id == tag.source_id)
+            {
                 // Another handle already reads this source (a rotated file and its .gz).
                 continue;
             }
@@ -366,7 +407,14 @@ impl Tailer {
                 Ok(reader) => {
                     self.active.insert(
                         file.key,
-                        ActiveFile { reader, tag, path: file.path.clone(), last_len: file.len, last_growth: Instant::now(), damaged_at_len: None },
+                        ActiveFile {
+                            reader,
+                            tag,
+                            path: file.path.clone(),
+                            last_len: file.len,
+                            last_growth: Instant::now(),
+                            damaged_at_len: None,
+                        },
                     );
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -386,16 +434,24 @@ impl Tailer {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let Some(mut active) = self.active.remove(&key) else { continue };
+            let Some(mut active) = self.active.remove(&key) else {
+                continue;
+            };
             let listed_file = listed.iter().find(|file| file.key == key);
             let still_listed = listed_file.is_some();
-            let current_len = active.reader.file_len().unwrap_or_else(|_| listed_file.map(|file| file.len).unwrap_or(0));
+            let current_len = active
+                .reader
+                .file_len()
+                .unwrap_or_else(|_| listed_file.map(|file| file.len).unwrap_or(0));
             if current_len != active.last_len {
                 active.last_len = current_len;
                 active.last_growth = Instant::now();
             }
             let is_gzip = FileFormat::of_path(&active.path) == FileFormat::Gzip;
-            if !is_gzip && (current_len < active.reader.position() || (still_listed && !same_content(&active.path, &active.tag))) {
+            if !is_gzip
+                && (current_len < active.reader.position()
+                    || (still_listed && !same_content(&active.path, &active.tag)))
+            {
                 // Copy-truncate: the file was cut. Its old lines live on in the
                 // copy (same fingerprint); the new content is a new source.
                 tracing::info!(file = %active.path.display(), "file truncated; re-identifying it");
@@ -403,14 +459,21 @@ impl Tailer {
             }
             let idle = active.last_growth.elapsed();
             let rotated_away = !still_listed
-                || newest_plain.is_some_and(|newest| listed_file.is_some_and(|file| file.modified < newest));
+                || newest_plain
+                    .is_some_and(|newest| listed_file.is_some_and(|file| file.modified < newest));
             let finished = if is_gzip {
                 active.damaged_at_len == Some(current_len) && idle >= self.partial_line_grace
             } else {
                 rotated_away && idle >= self.partial_line_grace
             };
-            let (handed, damaged, at_end) =
-                drain(&mut active.reader, &active.tag, finished, pipeline, &mut self.tracker, 64 * 1024 * 1024)?;
+            let (handed, damaged, at_end) = drain(
+                &mut active.reader,
+                &active.tag,
+                finished,
+                pipeline,
+                &mut self.tracker,
+                64 * 1024 * 1024,
+            )?;
             handed_total += handed;
             stats.record_file_size(&active.path.to_string_lossy(), current_len, !is_gzip, idle);
             if let Some(damage) = damaged {
@@ -449,7 +512,10 @@ impl Tailer {
 /// the old read position).
 fn same_content(path: &Path, tag: &SourceTag) -> bool {
     match read_file_prefix(path, tag.prefix.length) {
-        Ok(prefix) => prefix.len() as u64 == tag.prefix.length && PrefixCheck::of(&prefix).hash == tag.prefix.hash,
+        Ok(prefix) => {
+            prefix.len() as u64 == tag.prefix.length
+                && PrefixCheck::of(&prefix).hash == tag.prefix.hash
+        }
         // Unreadable right now: keep reading through the open handle.
         Err(_) => true,
     }

@@ -10,7 +10,9 @@
 use super::schema::event_schema;
 use super::{Result, StoreError};
 use crate::audit::{AuditEvent, IdentityKind};
-use arrow::array::{ArrayRef, Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow::array::{
+    ArrayRef, Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
+};
 use arrow::record_batch::RecordBatch;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +29,10 @@ impl PartitionKey {
         let seconds = micros.div_euclid(1_000_000);
         let days = seconds.div_euclid(86_400);
         let hour = (seconds.rem_euclid(86_400) / 3600) as u8;
-        PartitionKey { days_since_epoch: days as i32, hour }
+        PartitionKey {
+            days_since_epoch: days as i32,
+            hour,
+        }
     }
 
     /// `YYYY-MM-DD`.
@@ -61,7 +66,10 @@ impl ObjectRetention {
                 _ => (String::new(), pattern.clone()),
             })
             .collect();
-        ObjectRetention { patterns, max_bytes }
+        ObjectRetention {
+            patterns,
+            max_bytes,
+        }
     }
 
     pub fn keeps(&self, group: &str, resource: Option<&str>, subresource: Option<&str>) -> bool {
@@ -75,9 +83,11 @@ impl ObjectRetention {
             Some(sub) if !sub.is_empty() => format!("{resource}/{sub}"),
             _ => resource.to_string(),
         };
-        self.patterns.iter().any(|(pattern_group, pattern_resource)| {
-            pattern_group == group && (pattern_resource == "*" || *pattern_resource == full)
-        })
+        self.patterns
+            .iter()
+            .any(|(pattern_group, pattern_resource)| {
+                pattern_group == group && (pattern_resource == "*" || *pattern_resource == full)
+            })
     }
 }
 
@@ -184,12 +194,20 @@ impl EventColumns {
     /// Appends one event. `identity_kind`, `sa_*` describe the effective
     /// identity (the impersonated user when there is one); `username` is the
     /// authenticated user.
-    pub fn append(&mut self, event: &AuditEvent, origin: LineOrigin<'_>, retention: &ObjectRetention) {
+    pub fn append(
+        &mut self,
+        event: &AuditEvent,
+        origin: LineOrigin<'_>,
+        retention: &ObjectRetention,
+    ) {
         self.ts.append_value(event.ts);
         self.stage_ts.append_value(event.stage_ts);
         self.audit_id.append_value(&event.audit_id);
         self.stage.append_value(&event.stage);
-        append_optional(&mut self.level, Some(event.level.as_str()).filter(|level| !level.is_empty()));
+        append_optional(
+            &mut self.level,
+            Some(event.level.as_str()).filter(|level| !level.is_empty()),
+        );
         self.verb.append_value(&event.verb);
         append_optional(&mut self.request_uri, Some(event.request_uri.as_str()));
         self.username.append_value(&event.user.username);
@@ -199,7 +217,10 @@ impl EventColumns {
         self.user_groups.append(true);
         append_optional(
             &mut self.impersonated_user,
-            event.impersonated_user.as_ref().map(|user| user.username.as_str()),
+            event
+                .impersonated_user
+                .as_ref()
+                .map(|user| user.username.as_str()),
         );
         let identity = event.effective_identity();
         self.identity_kind.append_value(identity.kind.as_str());
@@ -217,8 +238,14 @@ impl EventColumns {
         self.source_ips.append(true);
         append_optional(&mut self.user_agent, event.user_agent.as_deref());
         let object = event.object_ref.as_ref();
-        append_optional(&mut self.api_group, object.and_then(|object| object.api_group.as_deref()));
-        append_optional(&mut self.api_version, object.and_then(|object| object.api_version.as_deref()));
+        append_optional(
+            &mut self.api_group,
+            object.and_then(|object| object.api_group.as_deref()),
+        );
+        append_optional(
+            &mut self.api_version,
+            object.and_then(|object| object.api_version.as_deref()),
+        );
         append_optional(&mut self.resource, event.resource());
         append_optional(&mut self.subresource, event.subresource());
         append_optional(&mut self.namespace, event.namespace());
@@ -226,7 +253,10 @@ impl EventColumns {
         self.response_code.append_option(event.response_code());
         append_optional(
             &mut self.response_reason,
-            event.response_status.as_ref().and_then(|status| status.reason.as_deref()),
+            event
+                .response_status
+                .as_ref()
+                .and_then(|status| status.reason.as_deref()),
         );
         append_optional(&mut self.decision, event.decision());
         append_optional(&mut self.authz_reason, event.authorization_reason());
@@ -241,14 +271,17 @@ impl EventColumns {
             self.annotations.append_value(&self.annotation_buffer);
         }
         let keep = retention.keeps(event.api_group(), event.resource(), event.subresource());
-        let kept = |raw: &Option<Box<serde_json::value::RawValue>>| -> Option<&str> {
-            let text = raw.as_ref()?.get();
-            (keep && text.len() <= retention.max_bytes).then_some(text)
-        };
-        append_optional(&mut self.request_object, kept(&event.request_object));
-        append_optional(&mut self.response_object, kept(&event.response_object));
+        append_optional(
+            &mut self.request_object,
+            kept_object(&event.request_object, keep, retention.max_bytes),
+        );
+        append_optional(
+            &mut self.response_object,
+            kept_object(&event.response_object, keep, retention.max_bytes),
+        );
         self.source_file.append_value(origin.source_file);
-        self.source_fingerprint.append_value(origin.source_fingerprint);
+        self.source_fingerprint
+            .append_value(origin.source_fingerprint);
         self.source_offset.append_value(origin.offset as i64);
         self.rows += 1;
     }
@@ -290,9 +323,20 @@ impl EventColumns {
             Arc::new(self.source_offset.finish()),
         ];
         self.rows = 0;
-        RecordBatch::try_new(event_schema(), columns)
-            .map_err(|source| StoreError::Arrow { context: "assembling an event batch".into(), source })
+        RecordBatch::try_new(event_schema(), columns).map_err(|source| StoreError::Arrow {
+            context: "assembling an event batch".into(),
+            source,
+        })
     }
+}
+
+fn kept_object(
+    raw: &Option<Box<serde_json::value::RawValue>>,
+    keep: bool,
+    max_bytes: usize,
+) -> Option<&str> {
+    let text = raw.as_ref()?.get();
+    (keep && text.len() <= max_bytes).then_some(text)
 }
 
 fn append_optional(builder: &mut StringBuilder, value: Option<&str>) {
@@ -309,7 +353,12 @@ pub struct PartitionedColumns {
 }
 
 impl PartitionedColumns {
-    pub fn append(&mut self, event: &AuditEvent, origin: LineOrigin<'_>, retention: &ObjectRetention) {
+    pub fn append(
+        &mut self,
+        event: &AuditEvent,
+        origin: LineOrigin<'_>,
+        retention: &ObjectRetention,
+    ) {
         self.partitions
             .entry(PartitionKey::of_micros(event.ts))
             .or_default()
@@ -334,7 +383,8 @@ mod tests {
 
     #[test]
     fn partition_keys_follow_utc_hours() {
-        let micros = crate::audit::parse_rfc3339_micros("2026-11-27T09:59:59.999999Z").expect("valid");
+        let micros =
+            crate::audit::parse_rfc3339_micros("2026-11-27T09:59:59.999999Z").expect("valid");
         let key = PartitionKey::of_micros(micros);
         assert_eq!(key.date_text(), "2026-11-27");
         assert_eq!(key.hour, 9);
@@ -347,7 +397,12 @@ mod tests {
     #[test]
     fn object_retention_never_keeps_secrets() {
         let retention = ObjectRetention::new(
-            &["rbac.authorization.k8s.io/*".into(), "pods".into(), "secrets".into(), "serviceaccounts/token".into()],
+            &[
+                "rbac.authorization.k8s.io/*".into(),
+                "pods".into(),
+                "secrets".into(),
+                "serviceaccounts/token".into(),
+            ],
             1024,
         );
         assert!(retention.keeps("rbac.authorization.k8s.io", Some("clusterroles"), None));

@@ -32,29 +32,48 @@ impl Catalog {
     /// Opens (or creates) the catalog; a file DuckDB cannot open is moved
     /// aside as `catalog.duckdb.corrupt-<time>` and a new one is created.
     pub fn open(data_dir: &Path) -> Result<Catalog> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io { path: data_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
         let path = data_dir.join("catalog.duckdb");
         let connection = match Self::open_file(&path) {
             Ok(connection) => connection,
             Err(error) if path.exists() && !is_lock_error(&error) => {
-                let aside = data_dir.join(format!("catalog.duckdb.corrupt-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
+                let aside = data_dir.join(format!(
+                    "catalog.duckdb.corrupt-{}",
+                    chrono::Utc::now().format("%Y%m%dT%H%M%S")
+                ));
                 tracing::error!(%error, aside = %aside.display(), "catalog unreadable; moving it aside and rebuilding from the parts");
-                std::fs::rename(&path, &aside).map_err(|source| StoreError::Io { path: path.clone(), source })?;
-                let _ = std::fs::rename(data_dir.join("catalog.duckdb.wal"), aside.with_extension("wal"));
+                std::fs::rename(&path, &aside).map_err(|source| StoreError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let _ = std::fs::rename(
+                    data_dir.join("catalog.duckdb.wal"),
+                    aside.with_extension("wal"),
+                );
                 Self::open_file(&path)?
             }
             Err(error) => return Err(error),
         };
-        let catalog = Catalog { data_dir: data_dir.to_path_buf(), connection };
+        let catalog = Catalog {
+            data_dir: data_dir.to_path_buf(),
+            connection,
+        };
         catalog.refresh_views()?;
         Ok(catalog)
     }
 
     fn open_file(path: &Path) -> Result<duckdb::Connection> {
-        let connection = duckdb::Connection::open(path).map_err(duckdb_error(format!("opening {}", path.display())))?;
+        let connection = duckdb::Connection::open(path)
+            .map_err(duckdb_error(format!("opening {}", path.display())))?;
         connection
             .execute_batch(CATALOG_SQL)
-            .map_err(duckdb_error(format!("creating catalog tables in {}", path.display())))?;
+            .map_err(duckdb_error(format!(
+                "creating catalog tables in {}",
+                path.display()
+            )))?;
         Ok(connection)
     }
 
@@ -64,7 +83,9 @@ impl Catalog {
 
     /// A new connection to the same database, for another thread.
     pub fn connection(&self) -> Result<duckdb::Connection> {
-        self.connection.try_clone().map_err(duckdb_error("cloning a catalog connection"))
+        self.connection
+            .try_clone()
+            .map_err(duckdb_error("cloning a catalog connection"))
     }
 
     /// Re-creates the `events`/`requests` views (needed once the first part exists).
@@ -77,10 +98,18 @@ impl Catalog {
         if parts.is_empty() {
             return Ok(());
         }
-        let transaction = self.connection.unchecked_transaction().map_err(duckdb_error("beginning manifest update"))?;
+        let transaction = self
+            .connection
+            .unchecked_transaction()
+            .map_err(duckdb_error("beginning manifest update"))?;
         for part in parts {
             let metadata = &part.metadata;
-            let relative = part.path.strip_prefix(&self.data_dir).unwrap_or(&part.path).to_string_lossy().into_owned();
+            let relative = part
+                .path
+                .strip_prefix(&self.data_dir)
+                .unwrap_or(&part.path)
+                .to_string_lossy()
+                .into_owned();
             transaction
                 .execute(
                     "INSERT OR REPLACE INTO parts (part_id, path, cluster, date, hour, flush_seq, rows, bytes, min_ts, max_ts, created_at) \
@@ -100,13 +129,22 @@ impl Catalog {
                 )
                 .map_err(duckdb_error("recording a part"))?;
             transaction
-                .execute("DELETE FROM part_sources WHERE part_id = ?", params![metadata.part_id])
+                .execute(
+                    "DELETE FROM part_sources WHERE part_id = ?",
+                    params![metadata.part_id],
+                )
                 .map_err(duckdb_error("recording part sources"))?;
             for span in &metadata.sources {
                 transaction
                     .execute(
                         "INSERT INTO part_sources VALUES (?, ?, ?, ?, ?)",
-                        params![metadata.part_id, span.source_id, span.min_offset as i64, span.end_offset as i64, span.rows as i64],
+                        params![
+                            metadata.part_id,
+                            span.source_id,
+                            span.min_offset as i64,
+                            span.end_offset as i64,
+                            span.rows as i64
+                        ],
                     )
                     .map_err(duckdb_error("recording part sources"))?;
             }
@@ -119,7 +157,9 @@ impl Catalog {
                     .map_err(duckdb_error("marking compacted parts"))?;
             }
         }
-        transaction.commit().map_err(duckdb_error("committing manifest update"))?;
+        transaction
+            .commit()
+            .map_err(duckdb_error("committing manifest update"))?;
         Ok(())
     }
 
@@ -152,10 +192,20 @@ impl Catalog {
                 known.insert(row.map_err(duckdb_error("reading the manifest"))?);
             }
         }
-        let disk_ids: std::collections::HashSet<&str> = on_disk.iter().map(|part| part.metadata.part_id.as_str()).collect();
-        let missing: Vec<WrittenPart> = on_disk.iter().filter(|part| !known.contains(&part.metadata.part_id)).cloned().collect();
+        let disk_ids: std::collections::HashSet<&str> = on_disk
+            .iter()
+            .map(|part| part.metadata.part_id.as_str())
+            .collect();
+        let missing: Vec<WrittenPart> = on_disk
+            .iter()
+            .filter(|part| !known.contains(&part.metadata.part_id))
+            .cloned()
+            .collect();
         self.record_parts(&missing)?;
-        let vanished: Vec<String> = known.into_iter().filter(|id| !disk_ids.contains(id.as_str())).collect();
+        let vanished: Vec<String> = known
+            .into_iter()
+            .filter(|id| !disk_ids.contains(id.as_str()))
+            .collect();
         self.mark_removed(&vanished, "missing from disk at start")?;
         Ok((missing.len(), vanished.len()))
     }
@@ -163,7 +213,11 @@ impl Catalog {
     /// Rows per live part according to the manifest (for status and tests).
     pub fn manifest_rows(&self) -> Result<i64> {
         self.connection
-            .query_row("SELECT coalesce(sum(rows), 0)::BIGINT FROM parts WHERE removed_at IS NULL", [], |row| row.get(0))
+            .query_row(
+                "SELECT coalesce(sum(rows), 0)::BIGINT FROM parts WHERE removed_at IS NULL",
+                [],
+                |row| row.get(0),
+            )
             .map_err(duckdb_error("summing the manifest"))
     }
 }

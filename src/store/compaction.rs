@@ -8,7 +8,10 @@
 //! way no row is lost or counted twice.
 
 use super::builder::PartitionKey;
-use super::writer::{PartWriter, SourceSpan, WrittenPart, flush_seq_of_file_name, read_part_batches, read_part_metadata};
+use super::writer::{
+    PartWriter, SourceSpan, WrittenPart, flush_seq_of_file_name, read_part_batches,
+    read_part_metadata,
+};
 use super::{Result, StoreError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,18 +25,28 @@ pub struct CompactionCandidate {
     pub parts: Vec<PathBuf>,
 }
 
+/// Every `cluster=*/date=*/hour=*` folder under the events folder.
+pub fn partition_dirs(events_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut partitions = Vec::new();
+    for cluster in read_dir_sorted(events_dir)? {
+        for date in read_dir_sorted(&cluster)? {
+            partitions.extend(read_dir_sorted(&date)?);
+        }
+    }
+    Ok(partitions)
+}
+
 /// Every committed part file (`part-*.parquet`) under the events folder.
 pub fn list_part_files(events_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut parts = Vec::new();
-    for cluster in read_dir_sorted(events_dir)? {
-        for date in read_dir_sorted(&cluster)? {
-            for hour in read_dir_sorted(&date)? {
-                for file in read_dir_sorted(&hour)? {
-                    let name = file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-                    if flush_seq_of_file_name(&name).is_some() {
-                        parts.push(file);
-                    }
-                }
+    for hour in partition_dirs(events_dir)? {
+        for file in read_dir_sorted(&hour)? {
+            let name = file
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if flush_seq_of_file_name(&name).is_some() {
+                parts.push(file);
             }
         }
     }
@@ -44,7 +57,12 @@ pub fn read_dir_sorted(directory: &Path) -> Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(directory) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(StoreError::Io { path: directory.to_path_buf(), source }),
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: directory.to_path_buf(),
+                source,
+            });
+        }
     };
     let mut paths: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).collect();
     paths.sort();
@@ -56,16 +74,30 @@ pub fn partition_of_dir(directory: &Path) -> Option<(String, PartitionKey)> {
     let hour_text = directory.file_name()?.to_str()?.strip_prefix("hour=")?;
     let date_dir = directory.parent()?;
     let date_text = date_dir.file_name()?.to_str()?.strip_prefix("date=")?;
-    let cluster = date_dir.parent()?.file_name()?.to_str()?.strip_prefix("cluster=")?;
+    let cluster = date_dir
+        .parent()?
+        .file_name()?
+        .to_str()?
+        .strip_prefix("cluster=")?;
     let date = chrono::NaiveDate::parse_from_str(date_text, "%Y-%m-%d").ok()?;
     let days = (date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days();
     let hour: u8 = hour_text.parse().ok().filter(|hour| *hour < 24)?;
-    Some((cluster.to_string(), PartitionKey { days_since_epoch: days as i32, hour }))
+    Some((
+        cluster.to_string(),
+        PartitionKey {
+            days_since_epoch: days as i32,
+            hour,
+        },
+    ))
 }
 
 /// Partitions whose hour ended before `closed_before` (UTC µs) and that hold
 /// at least `min_parts` parts.
-pub fn partitions_to_compact(events_dir: &Path, min_parts: usize, closed_before: i64) -> Result<Vec<CompactionCandidate>> {
+pub fn partitions_to_compact(
+    events_dir: &Path,
+    min_parts: usize,
+    closed_before: i64,
+) -> Result<Vec<CompactionCandidate>> {
     let mut by_dir: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
     for part in list_part_files(events_dir)? {
         if let Some(parent) = part.parent() {
@@ -79,7 +111,12 @@ pub fn partitions_to_compact(events_dir: &Path, min_parts: usize, closed_before:
         };
         let hour_end = partition.start_micros() + 3_600_000_000;
         if parts.len() >= min_parts.max(2) && hour_end <= closed_before {
-            candidates.push(CompactionCandidate { directory, cluster, partition, parts });
+            candidates.push(CompactionCandidate {
+                directory,
+                cluster,
+                partition,
+                parts,
+            });
         }
     }
     Ok(candidates)
@@ -87,7 +124,11 @@ pub fn partitions_to_compact(events_dir: &Path, min_parts: usize, closed_before:
 
 /// Writes one part holding every row of `candidate`'s parts, under flush `seq`.
 /// The replaced parts are not deleted here: the caller commits first.
-pub fn compact(writer: &PartWriter, candidate: &CompactionCandidate, seq: u64) -> Result<WrittenPart> {
+pub fn compact(
+    writer: &PartWriter,
+    candidate: &CompactionCandidate,
+    seq: u64,
+) -> Result<WrittenPart> {
     let mut batches = Vec::new();
     let mut spans: BTreeMap<String, SourceSpan> = BTreeMap::new();
     let mut replaces = Vec::new();
@@ -106,5 +147,12 @@ pub fn compact(writer: &PartWriter, candidate: &CompactionCandidate, seq: u64) -
         replaces.push(metadata.part_id);
         batches.extend(read_part_batches(path)?);
     }
-    writer.write_part(&candidate.cluster, candidate.partition, seq, &batches, spans.into_values().collect(), replaces)
+    writer.write_part(
+        &candidate.cluster,
+        candidate.partition,
+        seq,
+        &batches,
+        spans.into_values().collect(),
+        replaces,
+    )
 }

@@ -22,7 +22,10 @@ pub enum OutputFormat {
 pub fn open_session(data_dir: &Path) -> Result<duckdb::Connection> {
     let context = |what: &str| {
         let what = what.to_string();
-        move |source| StoreError::DuckDb { context: what, source }
+        move |source| StoreError::DuckDb {
+            context: what,
+            source,
+        }
     };
     let connection = duckdb::Connection::open_in_memory().map_err(context("opening DuckDB"))?;
     install_views(&connection, data_dir)?;
@@ -43,23 +46,36 @@ pub fn run_query(data_dir: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
     let connection = open_session(data_dir)?;
     let mut statement = connection
         .prepare(sql)
-        .map_err(|source| StoreError::DuckDb { context: "preparing the query".into(), source })?;
+        .map_err(|source| StoreError::DuckDb {
+            context: "preparing the query".into(),
+            source,
+        })?;
     let batches = statement
         .query_arrow([])
-        .map_err(|source| StoreError::DuckDb { context: "running the query".into(), source })?
+        .map_err(|source| StoreError::DuckDb {
+            context: "running the query".into(),
+            source,
+        })?
         .collect();
     Ok(batches)
 }
 
 /// Renders batches in `format`.
 pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String> {
-    let arrow_error = |source| StoreError::Arrow { context: "rendering results".into(), source };
+    let arrow_error = |source| StoreError::Arrow {
+        context: "rendering results".into(),
+        source,
+    };
     match format {
-        OutputFormat::Table => Ok(arrow::util::pretty::pretty_format_batches(batches).map_err(arrow_error)?.to_string()),
+        OutputFormat::Table => Ok(arrow::util::pretty::pretty_format_batches(batches)
+            .map_err(arrow_error)?
+            .to_string()),
         OutputFormat::Csv => {
             let mut output = Vec::new();
             {
-                let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut output);
+                let mut writer = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut output);
                 for batch in batches {
                     writer.write(batch).map_err(arrow_error)?;
                 }

@@ -58,8 +58,14 @@ pub enum StoreError {
 pub fn atomic_write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let directory = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(directory).map_err(|source| StoreError::Io { path: directory.to_path_buf(), source })?;
-    let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    std::fs::create_dir_all(directory).map_err(|source| StoreError::Io {
+        path: directory.to_path_buf(),
+        source,
+    })?;
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temporary = directory.join(format!(".{file_name}.tmp"));
     let result = (|| {
         let mut file = std::fs::File::create(&temporary)?;
@@ -70,6 +76,9 @@ pub fn atomic_write(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     })();
     result.map_err(|source| {
         let _ = std::fs::remove_file(&temporary);
-        StoreError::Io { path: path.to_path_buf(), source }
+        StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }

@@ -30,7 +30,15 @@ pub struct QuarantineEntry {
 }
 
 impl QuarantineEntry {
-    pub fn new(source_file: &str, source_id: &str, offset: u64, reason: &str, error: String, raw: &[u8], line_bytes: u64) -> QuarantineEntry {
+    pub fn new(
+        source_file: &str,
+        source_id: &str,
+        offset: u64,
+        reason: &str,
+        error: String,
+        raw: &[u8],
+        line_bytes: u64,
+    ) -> QuarantineEntry {
         let kept = &raw[..raw.len().min(QUARANTINE_RAW_LIMIT)];
         QuarantineEntry {
             quarantined_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -54,7 +62,9 @@ pub struct Quarantine {
 
 impl Quarantine {
     pub fn new(data_dir: &Path) -> Quarantine {
-        Quarantine { directory: data_dir.join("quarantine") }
+        Quarantine {
+            directory: data_dir.join("quarantine"),
+        }
     }
 
     pub fn directory(&self) -> &Path {
@@ -66,9 +76,13 @@ impl Quarantine {
         if entries.is_empty() {
             return Ok(());
         }
-        std::fs::create_dir_all(&self.directory)
-            .map_err(|source| StoreError::Io { path: self.directory.clone(), source })?;
-        let path = self.directory.join(format!("{}.jsonl", chrono::Utc::now().format("%Y-%m-%d")));
+        std::fs::create_dir_all(&self.directory).map_err(|source| StoreError::Io {
+            path: self.directory.clone(),
+            source,
+        })?;
+        let path = self
+            .directory
+            .join(format!("{}.jsonl", chrono::Utc::now().format("%Y-%m-%d")));
         let mut text = Vec::new();
         for entry in entries {
             // Serializing plain strings and numbers cannot fail.
@@ -92,13 +106,24 @@ impl Quarantine {
         let mut files: Vec<PathBuf> = match std::fs::read_dir(&self.directory) {
             Ok(entries) => entries.flatten().map(|entry| entry.path()).collect(),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(StoreError::Io { path: self.directory.clone(), source }),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: self.directory.clone(),
+                    source,
+                });
+            }
         };
-        files.retain(|path| path.extension().is_some_and(|extension| extension == "jsonl"));
+        files.retain(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "jsonl")
+        });
         files.sort();
         let mut entries = Vec::new();
         for path in files {
-            let text = std::fs::read_to_string(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
             for line in text.lines().filter(|line| !line.trim().is_empty()) {
                 let entry = serde_json::from_str(line)
                     .map_err(|error| StoreError::Invalid(format!("{}: {error}", path.display())))?;

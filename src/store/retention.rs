@@ -26,9 +26,15 @@ pub fn remove_expired(events_dir: &Path, cutoff: chrono::NaiveDate) -> Result<Ve
             }
             for hour in read_dir_sorted(&date_dir)? {
                 for file in read_dir_sorted(&hour)? {
-                    let name = file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+                    let name = file
+                        .file_name()
+                        .map(|name| name.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     if flush_seq_of_file_name(&name).is_some() {
-                        std::fs::remove_file(&file).map_err(|source| StoreError::Io { path: file.clone(), source })?;
+                        std::fs::remove_file(&file).map_err(|source| StoreError::Io {
+                            path: file.clone(),
+                            source,
+                        })?;
                         removed.push(name.trim_end_matches(".parquet").to_string());
                     }
                 }

@@ -86,8 +86,16 @@ pub fn flush_seq_of_file_name(file_name: &str) -> Option<u64> {
 }
 
 impl PartWriter {
-    pub fn new(events_dir: impl Into<PathBuf>, row_group_rows: usize, zstd_level: i32) -> PartWriter {
-        PartWriter { events_dir: events_dir.into(), row_group_rows: row_group_rows.max(1), zstd_level }
+    pub fn new(
+        events_dir: impl Into<PathBuf>,
+        row_group_rows: usize,
+        zstd_level: i32,
+    ) -> PartWriter {
+        PartWriter {
+            events_dir: events_dir.into(),
+            row_group_rows: row_group_rows.max(1),
+            zstd_level,
+        }
     }
 
     pub fn partition_dir(&self, cluster: &str, date: &str, hour: u8) -> PathBuf {
@@ -114,7 +122,10 @@ impl PartWriter {
         let min_ts = order.first().map_or(0, |entry| entry.0);
         let max_ts = order.last().map_or(0, |entry| entry.0);
         let sorted_chunk = |range: std::ops::Range<usize>| -> Result<RecordBatch> {
-            let indices: Vec<(usize, usize)> = order[range].iter().map(|entry| (entry.1, entry.2)).collect();
+            let indices: Vec<(usize, usize)> = order[range]
+                .iter()
+                .map(|entry| (entry.1, entry.2))
+                .collect();
             interleave_rows(&schema, batches, &indices)
         };
         let date = partition.date_text();
@@ -133,90 +144,141 @@ impl PartWriter {
             replaces,
         };
         let directory = self.partition_dir(cluster, &date, partition.hour);
-        std::fs::create_dir_all(&directory).map_err(|source| StoreError::Io { path: directory.clone(), source })?;
+        std::fs::create_dir_all(&directory).map_err(|source| StoreError::Io {
+            path: directory.clone(),
+            source,
+        })?;
         let final_path = directory.join(format!("{id}.parquet"));
         let temporary_path = directory.join(format!(".{id}.parquet.tmp"));
         let metadata_json = serde_json::to_string(&metadata)
             .map_err(|error| StoreError::Invalid(format!("serializing part metadata: {error}")))?;
         let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.zstd_level).unwrap_or_default()))
-            .set_max_row_group_size(self.row_group_rows)
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(self.zstd_level).unwrap_or_default(),
+            ))
+            .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_statistics_enabled(EnabledStatistics::Page)
-            .set_key_value_metadata(Some(vec![KeyValue::new(PART_METADATA_KEY.to_string(), metadata_json)]))
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                PART_METADATA_KEY.to_string(),
+                metadata_json,
+            )]))
             .set_created_by(format!("auditlens {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let write_result = (|| -> Result<()> {
-            let file = File::create(&temporary_path)
-                .map_err(|source| StoreError::Io { path: temporary_path.clone(), source })?;
-            let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
-                .map_err(|source| StoreError::Parquet { context: format!("opening {}", temporary_path.display()), source })?;
-            // One row group's worth of sorted rows at a time: memory holds the
-            // pending batches plus one row group, never a second full copy.
-            let mut start = 0;
-            while start < rows {
-                let end = (start + self.row_group_rows).min(rows);
-                let chunk = sorted_chunk(start..end)?;
-                writer
-                    .write(&chunk)
-                    .map_err(|source| StoreError::Parquet { context: format!("writing {}", temporary_path.display()), source })?;
-                writer
-                    .flush()
-                    .map_err(|source| StoreError::Parquet { context: format!("writing {}", temporary_path.display()), source })?;
-                start = end;
-            }
-            let file = writer
-                .into_inner()
-                .map_err(|source| StoreError::Parquet { context: format!("closing {}", temporary_path.display()), source })?;
-            // If we die before this fsync, the temporary file is garbage that
-            // start-up removes; the checkpoint has not moved.
-            file.sync_all().map_err(|source| StoreError::Io { path: temporary_path.clone(), source })?;
-            Ok(())
-        })();
+        let write_result =
+            (|| -> Result<()> {
+                let file = File::create(&temporary_path).map_err(|source| StoreError::Io {
+                    path: temporary_path.clone(),
+                    source,
+                })?;
+                let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
+                    .map_err(|source| StoreError::Parquet {
+                        context: format!("opening {}", temporary_path.display()),
+                        source,
+                    })?;
+                // One row group's worth of sorted rows at a time: memory holds the
+                // pending batches plus one row group, never a second full copy.
+                let mut start = 0;
+                while start < rows {
+                    let end = (start + self.row_group_rows).min(rows);
+                    let chunk = sorted_chunk(start..end)?;
+                    writer.write(&chunk).map_err(|source| StoreError::Parquet {
+                        context: format!("writing {}", temporary_path.display()),
+                        source,
+                    })?;
+                    writer.flush().map_err(|source| StoreError::Parquet {
+                        context: format!("writing {}", temporary_path.display()),
+                        source,
+                    })?;
+                    start = end;
+                }
+                let file = writer.into_inner().map_err(|source| StoreError::Parquet {
+                    context: format!("closing {}", temporary_path.display()),
+                    source,
+                })?;
+                // If we die before this fsync, the temporary file is garbage that
+                // start-up removes; the checkpoint has not moved.
+                file.sync_all().map_err(|source| StoreError::Io {
+                    path: temporary_path.clone(),
+                    source,
+                })?;
+                Ok(())
+            })();
         if let Err(error) = write_result {
             let _ = std::fs::remove_file(&temporary_path);
             return Err(error);
         }
-        std::fs::rename(&temporary_path, &final_path)
-            .map_err(|source| StoreError::Io { path: final_path.clone(), source })?;
+        std::fs::rename(&temporary_path, &final_path).map_err(|source| StoreError::Io {
+            path: final_path.clone(),
+            source,
+        })?;
         sync_dir(&directory)?;
-        let bytes = std::fs::metadata(&final_path).map(|meta| meta.len()).unwrap_or(0);
-        Ok(WrittenPart { path: final_path, bytes, metadata })
+        let bytes = std::fs::metadata(&final_path)
+            .map(|meta| meta.len())
+            .unwrap_or(0);
+        Ok(WrittenPart {
+            path: final_path,
+            bytes,
+            metadata,
+        })
     }
 }
 
 /// Reads a part's self-description from its footer.
 pub fn read_part_metadata(path: &Path) -> Result<PartMetadata> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    let file = File::open(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
-    let reader = SerializedFileReader::new(file)
-        .map_err(|source| StoreError::Parquet { context: format!("reading footer of {}", path.display()), source })?;
+    let file = File::open(path).map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let reader = SerializedFileReader::new(file).map_err(|source| StoreError::Parquet {
+        context: format!("reading footer of {}", path.display()),
+        source,
+    })?;
     let text = reader
         .metadata()
         .file_metadata()
         .key_value_metadata()
         .and_then(|pairs| pairs.iter().find(|pair| pair.key == PART_METADATA_KEY))
         .and_then(|pair| pair.value.clone())
-        .ok_or_else(|| StoreError::Invalid(format!("{} has no {PART_METADATA_KEY} metadata", path.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|error| StoreError::Invalid(format!("{}: bad part metadata: {error}", path.display())))
+        .ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "{} has no {PART_METADATA_KEY} metadata",
+                path.display()
+            ))
+        })?;
+    serde_json::from_str(&text).map_err(|error| {
+        StoreError::Invalid(format!("{}: bad part metadata: {error}", path.display()))
+    })
 }
 
 /// Reads every row of a part.
 pub fn read_part_batches(path: &Path) -> Result<Vec<RecordBatch>> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let file = File::open(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+    let file = File::open(path).map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|builder| builder.with_batch_size(65_536).build())
-        .map_err(|source| StoreError::Parquet { context: format!("opening {}", path.display()), source })?;
+        .map_err(|source| StoreError::Parquet {
+            context: format!("opening {}", path.display()),
+            source,
+        })?;
     reader
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|source| StoreError::Arrow { context: format!("reading {}", path.display()), source })
+        .map_err(|source| StoreError::Arrow {
+            context: format!("reading {}", path.display()),
+            source,
+        })
 }
 
 pub fn sync_dir(directory: &Path) -> Result<()> {
     File::open(directory)
         .and_then(|handle| handle.sync_all())
-        .map_err(|source| StoreError::Io { path: directory.to_path_buf(), source })
+        .map_err(|source| StoreError::Io {
+            path: directory.to_path_buf(),
+            source,
+        })
 }
 
 /// (ts, batch index, row index) of every row, in ts order (stable).
@@ -228,7 +290,9 @@ fn ts_order(batches: &[RecordBatch]) -> Result<Vec<(i64, usize, usize)>> {
             .column(0)
             .as_any()
             .downcast_ref::<TimestampMicrosecondArray>()
-            .ok_or_else(|| StoreError::Invalid("the first column of an event batch is not ts".into()))?;
+            .ok_or_else(|| {
+                StoreError::Invalid("the first column of an event batch is not ts".into())
+            })?;
         for row in 0..ts.len() {
             order.push((ts.value(row), batch_index, row));
         }
@@ -238,15 +302,28 @@ fn ts_order(batches: &[RecordBatch]) -> Result<Vec<(i64, usize, usize)>> {
 }
 
 /// Builds one batch from rows picked across `batches`.
-fn interleave_rows(schema: &arrow::datatypes::SchemaRef, batches: &[RecordBatch], indices: &[(usize, usize)]) -> Result<RecordBatch> {
+fn interleave_rows(
+    schema: &arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+    indices: &[(usize, usize)],
+) -> Result<RecordBatch> {
     let mut columns = Vec::with_capacity(schema.fields().len());
     for column in 0..schema.fields().len() {
-        let arrays: Vec<&dyn arrow::array::Array> = batches.iter().map(|batch| batch.column(column).as_ref()).collect();
-        let array = arrow::compute::interleave(&arrays, indices)
-            .map_err(|source| StoreError::Arrow { context: "ordering rows by ts".into(), source })?;
+        let arrays: Vec<&dyn arrow::array::Array> = batches
+            .iter()
+            .map(|batch| batch.column(column).as_ref())
+            .collect();
+        let array =
+            arrow::compute::interleave(&arrays, indices).map_err(|source| StoreError::Arrow {
+                context: "ordering rows by ts".into(),
+                source,
+            })?;
         columns.push(array);
     }
-    RecordBatch::try_new(schema.clone(), columns).map_err(|source| StoreError::Arrow { context: "ordering rows by ts".into(), source })
+    RecordBatch::try_new(schema.clone(), columns).map_err(|source| StoreError::Arrow {
+        context: "ordering rows by ts".into(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -258,6 +335,9 @@ mod tests {
         let id = part_id(42);
         assert_eq!(flush_seq_of_file_name(&format!("{id}.parquet")), Some(42));
         assert_eq!(flush_seq_of_file_name("part-x.parquet"), None);
-        assert_eq!(flush_seq_of_file_name(".part-000000000042-X.parquet.tmp"), None);
+        assert_eq!(
+            flush_seq_of_file_name(".part-000000000042-X.parquet.tmp"),
+            None
+        );
     }
 }

@@ -11,7 +11,9 @@ pub fn binary() -> PathBuf {
 }
 
 pub fn testdata(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(relative)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(relative)
 }
 
 /// Runs `auditlens ARGS --data-dir DATA` to completion.
@@ -48,7 +50,7 @@ pub fn start_daemon(data_dir: &Path, audit_dir: &Path, extra: &[&str]) -> Child 
 }
 
 /// Sends SIGTERM and waits; panics if the daemon does not exit cleanly.
-pub fn stop_daemon(mut child: Child) -> String {
+pub fn stop_daemon(child: Child) -> String {
     // SAFETY: sending a signal to our own child process.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
@@ -77,9 +79,15 @@ pub struct Counts {
 
 pub fn counts(data_dir: &Path) -> Counts {
     let glob = data_dir.join("events/*/*/*/*.parquet");
-    let any = glob::glob(&glob.to_string_lossy()).map(|mut paths| paths.next().is_some()).unwrap_or(false);
+    let any = glob::glob(&glob.to_string_lossy())
+        .map(|mut paths| paths.next().is_some())
+        .unwrap_or(false);
     if !any {
-        return Counts { rows: 0, distinct_events: 0, distinct_lines: 0 };
+        return Counts {
+            rows: 0,
+            distinct_events: 0,
+            distinct_lines: 0,
+        };
     }
     let connection = duckdb::Connection::open_in_memory().expect("duckdb");
     let sql = format!(
@@ -88,7 +96,13 @@ pub fn counts(data_dir: &Path) -> Counts {
         glob.display()
     );
     connection
-        .query_row(&sql, [], |row| Ok(Counts { rows: row.get(0)?, distinct_events: row.get(1)?, distinct_lines: row.get(2)? }))
+        .query_row(&sql, [], |row| {
+            Ok(Counts {
+                rows: row.get(0)?,
+                distinct_events: row.get(1)?,
+                distinct_lines: row.get(2)?,
+            })
+        })
         .expect("count rows")
 }
 
@@ -100,7 +114,11 @@ pub fn query_strings(data_dir: &Path, sql_over_events: &str) -> Vec<Vec<Option<S
     let mut rows = statement.query([]).expect("query");
     let mut out = Vec::new();
     while let Some(row) = rows.next().expect("row") {
-        out.push((0..columns).map(|index| row.get::<_, Option<String>>(index).ok().flatten()).collect());
+        out.push(
+            (0..columns)
+                .map(|index| row.get::<_, Option<String>>(index).ok().flatten())
+                .collect(),
+        );
     }
     out
 }
@@ -118,9 +136,16 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 
 /// A realistic audit line with a unique audit ID (`<prefix>-<index>`).
 pub fn audit_line(prefix: &str, index: u64) -> String {
-    let users = ["alice@example.com", "system:serviceaccount:ci:deployer", "system:node:worker-1", "system:kube-scheduler"];
+    let users = [
+        "alice@example.com",
+        "system:serviceaccount:ci:deployer",
+        "system:node:worker-1",
+        "system:kube-scheduler",
+    ];
     let user = users[(index % users.len() as u64) as usize];
-    let verbs = ["get", "list", "watch", "create", "update", "patch", "delete"];
+    let verbs = [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
     let verb = verbs[(index % verbs.len() as u64) as usize];
     let second = index % 3600;
     format!(
