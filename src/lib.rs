@@ -9,4 +9,5 @@
 pub mod audit;
 pub mod cli;
 pub mod detect;
+pub mod model;
 pub mod store;

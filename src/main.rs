@@ -17,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train the per-identity behaviour models on stored history.
+    Train(auditlens::model::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +34,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Train(args) => auditlens::model::run(args, &cli.global)?,
+    }
+    Ok(())
 }
