@@ -24,7 +24,10 @@ const MAX_ITERATIONS: usize = 300;
 const REPEATS: usize = 5;
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
 }
 
 fn bench_dir() -> PathBuf {
@@ -48,7 +51,10 @@ fn ensure_events(data_dir: &Path, events_per_second: u64, seconds: u64) {
         .replace("{{EVENTS_PER_SECOND}}", &events_per_second.to_string())
         .replace("{{SECONDS}}", &seconds.to_string());
     let started = Instant::now();
-    duckdb::Connection::open_in_memory().expect("duckdb").execute_batch(&sql).expect("generating events");
+    duckdb::Connection::open_in_memory()
+        .expect("duckdb")
+        .execute_batch(&sql)
+        .expect("generating events");
     println!(
         "generated {} events in {:.1} s into {}",
         events_per_second * seconds,
@@ -82,7 +88,10 @@ fn main() {
 
     // 1. Features.
     let session = open_feature_session(&data_dir).expect("session");
-    let start = Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).single().expect("time");
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 26, 0, 0, 0)
+        .single()
+        .expect("time");
     let range = FeatureRange {
         start,
         end: start + Duration::seconds(seconds as i64),
@@ -115,7 +124,10 @@ fn main() {
         .expect("query")
         .map(|batch| batch.num_rows())
         .sum::<usize>();
-    println!("features with forced stage de-duplication: {forced} rows in {:.3} s", started.elapsed().as_secs_f64());
+    println!(
+        "features with forced stage de-duplication: {forced} rows in {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
 
     let dump = data_dir.join("features.parquet");
     dump_features(&session, &range, &dump).expect("dump");
@@ -170,7 +182,9 @@ fn main() {
         median(linfa_timings.clone()),
         linfa_timings.iter().copied().fold(f64::INFINITY, f64::min)
     );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches").join("kmeans_sklearn.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches")
+        .join("kmeans_sklearn.py");
     let output = std::process::Command::new("python3")
         .arg(&script)
         .arg(&dump)
@@ -181,11 +195,17 @@ fn main() {
         .output();
     match output {
         Ok(output) if output.status.success() => {
-            println!("  scikit-learn:    {}", String::from_utf8_lossy(&output.stdout).trim())
+            println!(
+                "  scikit-learn:    {}",
+                String::from_utf8_lossy(&output.stdout).trim()
+            )
         }
         Ok(output) => println!(
             "  scikit-learn: not run ({}); pip install scikit-learn pyarrow",
-            String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("failed")
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("failed")
         ),
         Err(error) => println!("  scikit-learn: python3 not runnable: {error}"),
     }

@@ -22,11 +22,17 @@ fn auditlens(data_dir: &Path, arguments: &[&str]) -> Output {
 }
 
 fn time(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).expect("valid time").with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text)
+        .expect("valid time")
+        .with_timezone(&Utc)
 }
 
 fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 #[test]
@@ -36,19 +42,37 @@ fn trains_then_flags_the_attack_window_and_not_the_normal_ones() {
     let dump = data.path().join("features.parquet");
     let output = auditlens(
         data.path(),
-        &["train", "--until", "2026-11-26T00:00:00Z", "--dump-features", dump.to_str().expect("utf-8")],
+        &[
+            "train",
+            "--until",
+            "2026-11-26T00:00:00Z",
+            "--dump-features",
+            dump.to_str().expect("utf-8"),
+        ],
     );
     assert!(output.status.success(), "{}", text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("humans\t") && stdout.contains("workloads\t"), "{stdout}");
+    assert!(
+        stdout.contains("humans\t") && stdout.contains("workloads\t"),
+        "{stdout}"
+    );
 
     // Artifacts, catalog rows and the feature dump.
     let registry = ModelRegistry::load(&data.path().join("models"));
     assert!(registry.skipped.is_empty(), "{:?}", registry.skipped);
     let humans = registry.get("humans").expect("humans model");
-    let alice = humans.profile("default", "alice").expect("alice has a profile");
-    assert!(alice.windows >= 100, "alice trained on {} windows", alice.windows);
-    assert!(humans.profile("default", "eve").is_none(), "one event is too little for a profile");
+    let alice = humans
+        .profile("default", "alice")
+        .expect("alice has a profile");
+    assert!(
+        alice.windows >= 100,
+        "alice trained on {} windows",
+        alice.windows
+    );
+    assert!(
+        humans.profile("default", "eve").is_none(),
+        "one event is too little for a profile"
+    );
     let catalog = duckdb::Connection::open(data.path().join("catalog.duckdb")).expect("catalog");
     let names: Vec<String> = catalog
         .prepare("SELECT name FROM models ORDER BY name")
@@ -61,7 +85,10 @@ fn trains_then_flags_the_attack_window_and_not_the_normal_ones() {
     let connection = duckdb::Connection::open_in_memory().expect("duckdb");
     let (rows, identities): (i64, i64) = connection
         .query_row(
-            &format!("SELECT count(*), count(DISTINCT identity) FROM read_parquet('{}')", dump.display()),
+            &format!(
+                "SELECT count(*), count(DISTINCT identity) FROM read_parquet('{}')",
+                dump.display()
+            ),
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
@@ -70,9 +97,17 @@ fn trains_then_flags_the_attack_window_and_not_the_normal_ones() {
     assert_eq!(identities, 11, "4 humans, 6 service accounts and eve");
 
     // Detection over the last day.
-    let anomalies = detect_range(data.path(), &registry, time("2026-11-26T00:00:00Z"), time("2026-11-27T00:00:00Z"))
-        .expect("detects");
-    let alice_anomalies: Vec<_> = anomalies.iter().filter(|anomaly| anomaly.identity == "alice").collect();
+    let anomalies = detect_range(
+        data.path(),
+        &registry,
+        time("2026-11-26T00:00:00Z"),
+        time("2026-11-27T00:00:00Z"),
+    )
+    .expect("detects");
+    let alice_anomalies: Vec<_> = anomalies
+        .iter()
+        .filter(|anomaly| anomaly.identity == "alice")
+        .collect();
     assert_eq!(alice_anomalies.len(), 1, "{alice_anomalies:#?}");
     let attack = alice_anomalies[0];
     assert_eq!(attack.window_start, time("2026-11-26T14:00:00Z"));
@@ -80,13 +115,18 @@ fn trains_then_flags_the_attack_window_and_not_the_normal_ones() {
     assert!(attack.score > 1.0);
     assert!(!attack.evidence_audit_ids.is_empty());
     assert!(
-        attack.evidence_audit_ids.iter().all(|id| id.starts_with("attack-")),
+        attack
+            .evidence_audit_ids
+            .iter()
+            .all(|id| id.starts_with("attack-")),
         "evidence should be the attack's requests: {:?}",
         attack.evidence_audit_ids
     );
     let reasons = attack.reasons.join(" | ");
     assert!(
-        reasons.contains("read 40 secrets") || reasons.contains("namespaces") || reasons.contains("addresses"),
+        reasons.contains("read 40 secrets")
+            || reasons.contains("namespaces")
+            || reasons.contains("addresses"),
         "{reasons}"
     );
     // Over the whole day, the eleven identities' normal windows stay nearly quiet.
@@ -115,10 +155,16 @@ fn a_spec_with_an_unknown_feature_names_file_and_feature() {
          [algorithm]\nkind = \"kmeans\"\nk = 2\n",
     )
     .expect("writes spec");
-    let output = auditlens(data.path(), &["train", "--models-dir", specs.to_str().expect("utf-8")]);
+    let output = auditlens(
+        data.path(),
+        &["train", "--models-dir", specs.to_str().expect("utf-8")],
+    );
     assert!(!output.status.success());
     let message = text(&output);
-    assert!(message.contains("typo.toml") && message.contains("secrets_redd"), "{message}");
+    assert!(
+        message.contains("typo.toml") && message.contains("secrets_redd"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -31,7 +31,9 @@ pub struct TrainArgs {
 pub fn parse_time(text: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|time| time.with_timezone(&Utc))
-        .map_err(|error| ModelError::Invalid(format!("--until {text:?} is not an RFC 3339 time: {error}")))
+        .map_err(|error| {
+            ModelError::Invalid(format!("--until {text:?} is not an RFC 3339 time: {error}"))
+        })
 }
 
 /// Runs `auditlens train`. Prints one line per trained model on stdout; a
@@ -43,15 +45,25 @@ pub fn run(args: TrainArgs, global: &GlobalOptions) -> Result<()> {
     let session = open_feature_session(data_dir)?;
     let available = feature_names(&session)?;
     let specs = load_specs(&args.models_dir, &available)?;
-    let options = TrainOptions { until, only_model: args.model.clone(), excluded_windows: Vec::new() };
+    let options = TrainOptions {
+        until,
+        only_model: args.model.clone(),
+        excluded_windows: Vec::new(),
+    };
 
     if let Some(path) = &args.dump_features {
         let spec = specs
             .iter()
             .find(|spec| args.model.as_ref().is_none_or(|name| &spec.name == name))
-            .ok_or_else(|| ModelError::Invalid("no model spec to take the feature range from".into()))?;
-        let range =
-            FeatureRange::aligned(until.unwrap_or_else(Utc::now), spec.lookback(), spec.window(), spec.lookback());
+            .ok_or_else(|| {
+                ModelError::Invalid("no model spec to take the feature range from".into())
+            })?;
+        let range = FeatureRange::aligned(
+            until.unwrap_or_else(Utc::now),
+            spec.lookback(),
+            spec.window(),
+            spec.lookback(),
+        );
         let started = Instant::now();
         super::features::dump_features(&session, &range, path)?;
         eprintln!(

@@ -20,7 +20,13 @@ use std::path::Path;
 pub const FEATURES_SQL: &str = include_str!("../../sql/features.sql");
 
 /// The columns that identify a row; every other column is a feature.
-pub const KEY_COLUMNS: [&str; 5] = ["cluster", "identity", "identity_kind", "window_start", "window_end"];
+pub const KEY_COLUMNS: [&str; 5] = [
+    "cluster",
+    "identity",
+    "identity_kind",
+    "window_start",
+    "window_end",
+];
 
 /// Which windows to compute: `[start, end)` cut into `window`-long windows
 /// starting at `start`, with novelty counted against `lookback` of history.
@@ -36,7 +42,12 @@ impl FeatureRange {
     /// The range of whole windows ending at or before `until` and starting at
     /// or after `until - span`, aligned to multiples of `window` since the
     /// Unix epoch (so 1 h windows start on the hour).
-    pub fn aligned(until: DateTime<Utc>, span: Duration, window: Duration, lookback: Duration) -> FeatureRange {
+    pub fn aligned(
+        until: DateTime<Utc>,
+        span: Duration,
+        window: Duration,
+        lookback: Duration,
+    ) -> FeatureRange {
         let window_seconds = window.num_seconds().max(1);
         let end_seconds = until.timestamp().div_euclid(window_seconds) * window_seconds;
         let start_seconds = (until - span).timestamp().div_euclid(window_seconds) * window_seconds;
@@ -113,7 +124,9 @@ impl FeatureTable {
 
     /// The rows for which `keep` is true, in order.
     pub fn filter(&self, mut keep: impl FnMut(&WindowKey) -> bool) -> FeatureTable {
-        let chosen: Vec<usize> = (0..self.len()).filter(|&row| keep(&self.keys[row])).collect();
+        let chosen: Vec<usize> = (0..self.len())
+            .filter(|&row| keep(&self.keys[row]))
+            .collect();
         let values = self.values.select(ndarray::Axis(0), &chosen);
         FeatureTable {
             names: self.names.clone(),
@@ -126,12 +139,16 @@ impl FeatureTable {
     /// Builds the table from the macro's Arrow batches.
     pub fn from_batches(batches: &[RecordBatch]) -> Result<FeatureTable> {
         let Some(first) = batches.first() else {
-            return Err(ModelError::Invalid("the feature query returned no schema".into()));
+            return Err(ModelError::Invalid(
+                "the feature query returned no schema".into(),
+            ));
         };
         let schema = first.schema();
         for key in KEY_COLUMNS {
             if schema.index_of(key).is_err() {
-                return Err(ModelError::Invalid(format!("the feature query has no {key:?} column")));
+                return Err(ModelError::Invalid(format!(
+                    "the feature query has no {key:?} column"
+                )));
             }
         }
         let names: Vec<String> = schema
@@ -151,15 +168,23 @@ impl FeatureTable {
                     .as_any()
                     .downcast_ref::<StringArray>()
                     .cloned()
-                    .ok_or_else(|| ModelError::Invalid(format!("feature column {name} is not text")))
+                    .ok_or_else(|| {
+                        ModelError::Invalid(format!("feature column {name} is not text"))
+                    })
             };
             let time = |name: &str| -> Result<TimestampMicrosecondArray> {
-                let column = column_as(batch, name, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+                let column = column_as(
+                    batch,
+                    name,
+                    &DataType::Timestamp(TimeUnit::Microsecond, None),
+                )?;
                 column
                     .as_any()
                     .downcast_ref::<TimestampMicrosecondArray>()
                     .cloned()
-                    .ok_or_else(|| ModelError::Invalid(format!("feature column {name} is not a timestamp")))
+                    .ok_or_else(|| {
+                        ModelError::Invalid(format!("feature column {name} is not a timestamp"))
+                    })
             };
             let clusters = text("cluster")?;
             let identities = text("identity")?;
@@ -174,11 +199,18 @@ impl FeatureTable {
                         DateTime::from_timestamp_micros(array.value(row))
                     }
                 };
-                let (Some(window_start), Some(window_end)) = (micros(&starts), micros(&ends)) else {
-                    return Err(ModelError::Invalid("a feature row has no window bounds".into()));
+                let (Some(window_start), Some(window_end)) = (micros(&starts), micros(&ends))
+                else {
+                    return Err(ModelError::Invalid(
+                        "a feature row has no window bounds".into(),
+                    ));
                 };
                 let value_or_empty = |array: &StringArray| {
-                    if array.is_null(row) { String::new() } else { array.value(row).to_string() }
+                    if array.is_null(row) {
+                        String::new()
+                    } else {
+                        array.value(row).to_string()
+                    }
                 };
                 table.keys.push(WindowKey {
                     cluster: value_or_empty(&clusters),
@@ -193,9 +225,15 @@ impl FeatureTable {
                 let numbers = column
                     .as_any()
                     .downcast_ref::<Float64Array>()
-                    .ok_or_else(|| ModelError::Invalid(format!("feature column {name} is not numeric")))?;
+                    .ok_or_else(|| {
+                        ModelError::Invalid(format!("feature column {name} is not numeric"))
+                    })?;
                 for row in 0..batch.num_rows() {
-                    let value = if numbers.is_null(row) { f64::NAN } else { numbers.value(row) };
+                    let value = if numbers.is_null(row) {
+                        f64::NAN
+                    } else {
+                        numbers.value(row)
+                    };
                     let value = if value.is_finite() {
                         value
                     } else {
@@ -217,7 +255,11 @@ impl FeatureTable {
     }
 }
 
-fn column_as(batch: &RecordBatch, name: &str, data_type: &DataType) -> Result<arrow::array::ArrayRef> {
+fn column_as(
+    batch: &RecordBatch,
+    name: &str,
+    data_type: &DataType,
+) -> Result<arrow::array::ArrayRef> {
     let column = batch
         .column_by_name(name)
         .ok_or_else(|| ModelError::Invalid(format!("the feature query has no {name:?} column")))?;
@@ -232,7 +274,8 @@ fn column_as(batch: &RecordBatch, name: &str, data_type: &DataType) -> Result<ar
 
 /// A DuckDB session over `data_dir` with the views and the feature macro.
 pub fn open_feature_session(data_dir: &Path) -> Result<duckdb::Connection> {
-    let connection = duckdb::Connection::open_in_memory().map_err(ModelError::duckdb("opening DuckDB in memory"))?;
+    let connection = duckdb::Connection::open_in_memory()
+        .map_err(ModelError::duckdb("opening DuckDB in memory"))?;
     install_views(&connection, data_dir)?;
     install_features(&connection)?;
     Ok(connection)
@@ -242,7 +285,9 @@ pub fn open_feature_session(data_dir: &Path) -> Result<duckdb::Connection> {
 pub fn install_features(connection: &duckdb::Connection) -> Result<()> {
     connection
         .execute_batch(FEATURES_SQL)
-        .map_err(ModelError::duckdb("creating the feature macro of sql/features.sql"))
+        .map_err(ModelError::duckdb(
+            "creating the feature macro of sql/features.sql",
+        ))
 }
 
 /// The feature names the query produces (its columns after the key columns).
@@ -254,8 +299,12 @@ pub fn feature_names(connection: &duckdb::Connection) -> Result<Vec<String>> {
         lookback: Duration::zero(),
     };
     let sql = format!("{} LIMIT 0", probe.select_sql(false));
-    let mut statement = connection.prepare(&sql).map_err(ModelError::duckdb("describing the feature query"))?;
-    let arrow = statement.query_arrow([]).map_err(ModelError::duckdb("describing the feature query"))?;
+    let mut statement = connection
+        .prepare(&sql)
+        .map_err(ModelError::duckdb("describing the feature query"))?;
+    let arrow = statement
+        .query_arrow([])
+        .map_err(ModelError::duckdb("describing the feature query"))?;
     let schema = arrow.get_schema();
     Ok(schema
         .fields()
@@ -281,7 +330,10 @@ fn has_unfinished_requests(connection: &duckdb::Connection, range: &FeatureRange
 }
 
 /// Computes the feature rows of `range` in a session with views and macros.
-pub fn compute_features(connection: &duckdb::Connection, range: &FeatureRange) -> Result<FeatureTable> {
+pub fn compute_features(
+    connection: &duckdb::Connection,
+    range: &FeatureRange,
+) -> Result<FeatureTable> {
     if range.end <= range.start {
         return Err(ModelError::Invalid(format!(
             "empty feature range: {} is not before {}",
@@ -291,8 +343,12 @@ pub fn compute_features(connection: &duckdb::Connection, range: &FeatureRange) -
     let unfinished = has_unfinished_requests(connection, range)?;
     let sql = range.select_sql(unfinished);
     let context = format!("computing features from {} to {}", range.start, range.end);
-    let mut statement = connection.prepare(&sql).map_err(ModelError::duckdb(context.clone()))?;
-    let arrow = statement.query_arrow([]).map_err(ModelError::duckdb(context))?;
+    let mut statement = connection
+        .prepare(&sql)
+        .map_err(ModelError::duckdb(context.clone()))?;
+    let arrow = statement
+        .query_arrow([])
+        .map_err(ModelError::duckdb(context))?;
     let schema = arrow.get_schema();
     let mut batches: Vec<RecordBatch> = arrow.collect();
     if batches.is_empty() {
@@ -303,7 +359,11 @@ pub fn compute_features(connection: &duckdb::Connection, range: &FeatureRange) -
 
 /// Writes the feature rows of `range` to a Parquet file (for `--dump-features`
 /// and the scikit-learn comparison in benches/).
-pub fn dump_features(connection: &duckdb::Connection, range: &FeatureRange, path: &Path) -> Result<()> {
+pub fn dump_features(
+    connection: &duckdb::Connection,
+    range: &FeatureRange,
+    path: &Path,
+) -> Result<()> {
     let unfinished = has_unfinished_requests(connection, range)?;
     let sql = format!(
         "COPY ({}) TO {} (FORMAT parquet)",
@@ -312,5 +372,8 @@ pub fn dump_features(connection: &duckdb::Connection, range: &FeatureRange, path
     );
     connection
         .execute_batch(&sql)
-        .map_err(ModelError::duckdb(format!("writing features to {}", path.display())))
+        .map_err(ModelError::duckdb(format!(
+            "writing features to {}",
+            path.display()
+        )))
 }

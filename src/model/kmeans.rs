@@ -39,7 +39,10 @@ impl KMeansConfig {
             max_iterations: 300,
             tolerance: 1e-4,
             seed: 42,
-            threads: std::thread::available_parallelism().map(usize::from).unwrap_or(1).min(2),
+            threads: std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(1)
+                .min(2),
         }
     }
 }
@@ -85,8 +88,17 @@ pub fn fit(data: ArrayView2<'_, f64>, config: &KMeansConfig) -> Result<KMeansFit
     for run in 0..config.n_init.max(1) {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(run as u64));
         let initial = kmeans_plus_plus(&points, k, &mut rng);
-        let fit = lloyd(&points, initial, config.max_iterations.max(1), absolute_tolerance, config.threads);
-        if best.as_ref().is_none_or(|current| fit.inertia < current.inertia) {
+        let fit = lloyd(
+            &points,
+            initial,
+            config.max_iterations.max(1),
+            absolute_tolerance,
+            config.threads,
+        );
+        if best
+            .as_ref()
+            .is_none_or(|current| fit.inertia < current.inertia)
+        {
             best = Some(fit);
         }
     }
@@ -123,7 +135,10 @@ fn mean_variance(points: &Points<'_>) -> f64 {
     let mut total = 0.0;
     for column in 0..points.columns {
         let mean = (0..rows).map(|row| points.row(row)[column]).sum::<f64>() / rows as f64;
-        total += (0..rows).map(|row| (points.row(row)[column] - mean).powi(2)).sum::<f64>() / rows as f64;
+        total += (0..rows)
+            .map(|row| (points.row(row)[column] - mean).powi(2))
+            .sum::<f64>()
+            / rows as f64;
     }
     total / points.columns as f64
 }
@@ -137,7 +152,9 @@ fn kmeans_plus_plus(points: &Points<'_>, k: usize, rng: &mut impl Rng) -> Vec<f6
     let mut centres = Vec::with_capacity(k * columns);
     let first = rng.random_range(0..rows);
     centres.extend_from_slice(points.row(first));
-    let mut closest: Vec<f64> = (0..rows).map(|row| squared_distance(points.row(row), points.row(first))).collect();
+    let mut closest: Vec<f64> = (0..rows)
+        .map(|row| squared_distance(points.row(row), points.row(first)))
+        .collect();
     let mut potential: f64 = closest.iter().sum();
     let mut candidate_closest = vec![0.0; rows];
     let mut best_closest = vec![0.0; rows];
@@ -190,7 +207,14 @@ struct PassTotals {
 
 /// Assigns rows `[first, first + labels.len())` to their nearest centre and
 /// accumulates the sums for the next centres.
-fn assign_block(points: &Points<'_>, centres: &[f64], k: usize, first: usize, labels: &mut [usize], distances: &mut [f64]) -> PassTotals {
+fn assign_block(
+    points: &Points<'_>,
+    centres: &[f64],
+    k: usize,
+    first: usize,
+    labels: &mut [usize],
+    distances: &mut [f64],
+) -> PassTotals {
     let columns = points.columns;
     let mut totals = PassTotals {
         sums: vec![0.0; k * columns],
@@ -203,7 +227,8 @@ fn assign_block(points: &Points<'_>, centres: &[f64], k: usize, first: usize, la
         let mut nearest = 0;
         let mut nearest_distance = f64::INFINITY;
         for cluster in 0..k {
-            let candidate = squared_distance(row, &centres[cluster * columns..(cluster + 1) * columns]);
+            let candidate =
+                squared_distance(row, &centres[cluster * columns..(cluster + 1) * columns]);
             if candidate < nearest_distance {
                 nearest_distance = candidate;
                 nearest = cluster;
@@ -216,7 +241,10 @@ fn assign_block(points: &Points<'_>, centres: &[f64], k: usize, first: usize, la
         *distance = nearest_distance;
         totals.inertia += nearest_distance;
         totals.counts[nearest] += 1;
-        for (sum, value) in totals.sums[nearest * columns..(nearest + 1) * columns].iter_mut().zip(row) {
+        for (sum, value) in totals.sums[nearest * columns..(nearest + 1) * columns]
+            .iter_mut()
+            .zip(row)
+        {
             *sum += value;
         }
     }
@@ -224,10 +252,21 @@ fn assign_block(points: &Points<'_>, centres: &[f64], k: usize, first: usize, la
 }
 
 /// One assignment pass over all rows, on `threads` threads.
-fn assign_all(points: &Points<'_>, centres: &[f64], k: usize, labels: &mut [usize], distances: &mut [f64], threads: usize) -> PassTotals {
+fn assign_all(
+    points: &Points<'_>,
+    centres: &[f64],
+    k: usize,
+    labels: &mut [usize],
+    distances: &mut [f64],
+    threads: usize,
+) -> PassTotals {
     let rows = points.rows();
     // Below ~100k distance terms a thread costs more than it saves.
-    let threads = if rows * k * points.columns < 100_000 { 1 } else { threads.clamp(1, 8) };
+    let threads = if rows * k * points.columns < 100_000 {
+        1
+    } else {
+        threads.clamp(1, 8)
+    };
     if threads == 1 {
         return assign_block(points, centres, k, 0, labels, distances);
     }
@@ -238,10 +277,22 @@ fn assign_all(points: &Points<'_>, centres: &[f64], k: usize, labels: &mut [usiz
             .zip(distances.chunks_mut(block))
             .enumerate()
             .map(|(index, (label_block, distance_block))| {
-                scope.spawn(move || assign_block(points, centres, k, index * block, label_block, distance_block))
+                scope.spawn(move || {
+                    assign_block(
+                        points,
+                        centres,
+                        k,
+                        index * block,
+                        label_block,
+                        distance_block,
+                    )
+                })
             })
             .collect();
-        handles.into_iter().filter_map(|handle| handle.join().ok()).collect()
+        handles
+            .into_iter()
+            .filter_map(|handle| handle.join().ok())
+            .collect()
     });
     let mut totals = PassTotals {
         sums: vec![0.0; k * points.columns],
@@ -250,15 +301,29 @@ fn assign_all(points: &Points<'_>, centres: &[f64], k: usize, labels: &mut [usiz
         changed: 0,
     };
     for partial in partials {
-        totals.sums.iter_mut().zip(&partial.sums).for_each(|(total, part)| *total += part);
-        totals.counts.iter_mut().zip(&partial.counts).for_each(|(total, part)| *total += part);
+        totals
+            .sums
+            .iter_mut()
+            .zip(&partial.sums)
+            .for_each(|(total, part)| *total += part);
+        totals
+            .counts
+            .iter_mut()
+            .zip(&partial.counts)
+            .for_each(|(total, part)| *total += part);
         totals.inertia += partial.inertia;
         totals.changed += partial.changed;
     }
     totals
 }
 
-fn lloyd(points: &Points<'_>, mut centres: Vec<f64>, max_iterations: usize, tolerance: f64, threads: usize) -> KMeansFit {
+fn lloyd(
+    points: &Points<'_>,
+    mut centres: Vec<f64>,
+    max_iterations: usize,
+    tolerance: f64,
+    threads: usize,
+) -> KMeansFit {
     let rows = points.rows();
     let columns = points.columns;
     let k = centres.len() / columns.max(1);
@@ -275,8 +340,7 @@ fn lloyd(points: &Points<'_>, mut centres: Vec<f64>, max_iterations: usize, tole
             break;
         }
         let mut new_centres = totals.sums;
-        for cluster in 0..k {
-            let count = totals.counts[cluster];
+        for (cluster, &count) in totals.counts.iter().enumerate() {
             let centre = &mut new_centres[cluster * columns..(cluster + 1) * columns];
             if count == 0 {
                 // An empty cluster takes the point farthest from its centre
@@ -303,7 +367,8 @@ fn lloyd(points: &Points<'_>, mut centres: Vec<f64>, max_iterations: usize, tole
         }
     }
     KMeansFit {
-        centroids: Array2::from_shape_vec((k, columns), centres).unwrap_or_else(|_| Array2::zeros((k, columns))),
+        centroids: Array2::from_shape_vec((k, columns), centres)
+            .unwrap_or_else(|_| Array2::zeros((k, columns))),
         labels,
         inertia,
         iterations,
@@ -311,7 +376,11 @@ fn lloyd(points: &Points<'_>, mut centres: Vec<f64>, max_iterations: usize, tole
 }
 
 /// The nearest centroid of `row` and its Euclidean distance.
-pub fn nearest(centroids: ArrayView2<'_, f64>, row: &[f64], among: Option<&[usize]>) -> (usize, f64) {
+pub fn nearest(
+    centroids: ArrayView2<'_, f64>,
+    row: &[f64],
+    among: Option<&[usize]>,
+) -> (usize, f64) {
     let mut best = (0, f64::INFINITY);
     let mut consider = |index: usize| {
         if let Some(centre) = centroids.row(index).as_slice() {
@@ -320,14 +389,23 @@ pub fn nearest(centroids: ArrayView2<'_, f64>, row: &[f64], among: Option<&[usiz
                 best = (index, distance);
             }
         } else {
-            let distance: f64 = centroids.row(index).iter().zip(row).map(|(a, b)| (a - b) * (a - b)).sum();
+            let distance: f64 = centroids
+                .row(index)
+                .iter()
+                .zip(row)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
             if distance < best.1 {
                 best = (index, distance);
             }
         }
     };
     match among {
-        Some(indexes) => indexes.iter().copied().filter(|&index| index < centroids.nrows()).for_each(&mut consider),
+        Some(indexes) => indexes
+            .iter()
+            .copied()
+            .filter(|&index| index < centroids.nrows())
+            .for_each(&mut consider),
         None => (0..centroids.nrows()).for_each(&mut consider),
     }
     (best.0, best.1.sqrt())
@@ -356,7 +434,13 @@ pub fn silhouette(data: ArrayView2<'_, f64>, labels: &[usize], sample: usize) ->
             if other == row {
                 continue;
             }
-            let distance: f64 = data.row(row).iter().zip(data.row(other)).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
+            let distance: f64 = data
+                .row(row)
+                .iter()
+                .zip(data.row(other))
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f64>()
+                .sqrt();
             sums[labels[other]] += distance;
             counts[labels[other]] += 1;
         }
@@ -373,11 +457,19 @@ pub fn silhouette(data: ArrayView2<'_, f64>, labels: &[usize], sample: usize) ->
             .fold(f64::INFINITY, f64::min);
         if outside.is_finite() {
             let spread = inside.max(outside);
-            total += if spread > 0.0 { (outside - inside) / spread } else { 0.0 };
+            total += if spread > 0.0 {
+                (outside - inside) / spread
+            } else {
+                0.0
+            };
         }
         counted += 1;
     }
-    if counted == 0 { 0.0 } else { total / counted as f64 }
+    if counted == 0 {
+        0.0
+    } else {
+        total / counted as f64
+    }
 }
 
 #[cfg(test)]
@@ -402,8 +494,12 @@ mod tests {
     fn finds_three_separated_blobs() {
         let data = blobs();
         let fit = fit(data.view(), &KMeansConfig::new(3)).expect("fits");
-        let mut found: Vec<(i64, i64)> =
-            fit.centroids.rows().into_iter().map(|row| (row[0].round() as i64, row[1].round() as i64)).collect();
+        let mut found: Vec<(i64, i64)> = fit
+            .centroids
+            .rows()
+            .into_iter()
+            .map(|row| (row[0].round() as i64, row[1].round() as i64))
+            .collect();
         found.sort();
         assert_eq!(found, vec![(-10, 8), (0, 0), (10, 10)]);
         // every blob's rows share one label
@@ -435,7 +531,10 @@ mod tests {
             KMeansError::TooFewRows { k: 2, rows: 1 }
         );
         let data = array![[1.0, f64::NAN], [0.0, 0.0]];
-        assert_eq!(fit(data.view(), &KMeansConfig::new(1)).expect_err("nan"), KMeansError::NotFinite);
+        assert_eq!(
+            fit(data.view(), &KMeansConfig::new(1)).expect_err("nan"),
+            KMeansError::NotFinite
+        );
     }
 
     #[test]

@@ -44,7 +44,11 @@ pub fn ensure_model_tables(connection: &duckdb::Connection) -> Result<()> {
 }
 
 /// Records a trained artifact in the catalog.
-pub fn record_model(connection: &duckdb::Connection, artifact: &ModelArtifact, path: &Path) -> Result<()> {
+pub fn record_model(
+    connection: &duckdb::Connection,
+    artifact: &ModelArtifact,
+    path: &Path,
+) -> Result<()> {
     ensure_model_tables(connection)?;
     let time = |value: DateTime<Utc>| value.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
     connection
@@ -80,16 +84,32 @@ pub struct Scaler {
 
 impl Scaler {
     /// Fits to raw rows (rows × features of `names`).
-    pub fn fit(raw: ArrayView2<'_, f64>, names: &[String], kind: Scaling, log_counts: bool) -> Scaler {
-        let log: Vec<bool> = names.iter().map(|name| log_counts && is_count_feature(name)).collect();
+    pub fn fit(
+        raw: ArrayView2<'_, f64>,
+        names: &[String],
+        kind: Scaling,
+        log_counts: bool,
+    ) -> Scaler {
+        let log: Vec<bool> = names
+            .iter()
+            .map(|name| log_counts && is_count_feature(name))
+            .collect();
         let mut center = Vec::with_capacity(names.len());
         let mut scale = Vec::with_capacity(names.len());
         for (column, &logged) in log.iter().enumerate() {
-            let mut values: Vec<f64> = raw.column(column).iter().map(|&value| pre_transform(value, logged)).collect();
+            let mut values: Vec<f64> = raw
+                .column(column)
+                .iter()
+                .map(|&value| pre_transform(value, logged))
+                .collect();
             values.sort_by(f64::total_cmp);
             let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
-            let deviation =
-                (values.iter().map(|value| (value - mean).powi(2)).sum::<f64>() / values.len().max(1) as f64).sqrt();
+            let deviation = (values
+                .iter()
+                .map(|value| (value - mean).powi(2))
+                .sum::<f64>()
+                / values.len().max(1) as f64)
+                .sqrt();
             let (middle, spread) = match kind {
                 Scaling::Standard => (mean, deviation),
                 Scaling::Robust => {
@@ -103,9 +123,18 @@ impl Scaler {
             // 0.5 in ln units is a factor of ~1.65 in the count.
             let floor = if logged { 0.5 } else { 0.1 };
             center.push(middle);
-            scale.push(if spread.is_finite() { spread.max(floor) } else { floor });
+            scale.push(if spread.is_finite() {
+                spread.max(floor)
+            } else {
+                floor
+            });
         }
-        Scaler { kind, log, center, scale }
+        Scaler {
+            kind,
+            log,
+            center,
+            scale,
+        }
     }
 
     pub fn transform_row(&self, raw: &[f64], out: &mut [f64]) {
@@ -214,7 +243,11 @@ pub struct ModelArtifact {
 impl ModelArtifact {
     pub fn centroids(&self) -> Array2<f64> {
         let columns = self.features.len();
-        let values: Vec<f64> = self.archetypes.iter().flat_map(|archetype| archetype.centroid.iter().copied()).collect();
+        let values: Vec<f64> = self
+            .archetypes
+            .iter()
+            .flat_map(|archetype| archetype.centroid.iter().copied())
+            .collect();
         Array2::from_shape_vec((self.archetypes.len(), columns), values)
             .unwrap_or_else(|_| Array2::zeros((0, columns)))
     }
@@ -226,14 +259,25 @@ impl ModelArtifact {
         if columns == 0 || self.archetypes.is_empty() {
             return Err("no features or no archetypes".into());
         }
-        if self.scaler.center.len() != columns || self.scaler.scale.len() != columns || self.scaler.log.len() != columns
+        if self.scaler.center.len() != columns
+            || self.scaler.scale.len() != columns
+            || self.scaler.log.len() != columns
         {
             return Err("scaler does not match the feature list".into());
         }
-        if self.scaler.scale.iter().any(|scale| !(scale.is_finite() && *scale > 0.0)) {
+        if self
+            .scaler
+            .scale
+            .iter()
+            .any(|scale| !(scale.is_finite() && *scale > 0.0))
+        {
             return Err("scaler has a zero or non-finite scale".into());
         }
-        if self.archetypes.iter().any(|archetype| archetype.centroid.len() != columns) {
+        if self
+            .archetypes
+            .iter()
+            .any(|archetype| archetype.centroid.len() != columns)
+        {
             return Err("an archetype has the wrong number of features".into());
         }
         if self.population_ranges.len() != columns {
@@ -241,9 +285,15 @@ impl ModelArtifact {
         }
         for profile in &self.identities {
             if profile.feature_ranges.len() != columns
-                || profile.usual_archetypes.iter().any(|&index| index >= self.archetypes.len())
+                || profile
+                    .usual_archetypes
+                    .iter()
+                    .any(|&index| index >= self.archetypes.len())
             {
-                return Err(format!("profile of {} does not match the model", profile.identity));
+                return Err(format!(
+                    "profile of {} does not match the model",
+                    profile.identity
+                ));
             }
         }
         if !(self.threshold.is_finite() && self.population_threshold.is_finite()) {
@@ -258,8 +308,9 @@ impl ModelArtifact {
         std::fs::create_dir_all(&folder).map_err(ModelError::io(&folder))?;
         let path = folder.join(format!("{}.json", self.version));
         let temporary = folder.join(format!(".{}.json.tmp", self.version));
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|error| ModelError::Invalid(format!("serialising model {}: {error}", self.name)))?;
+        let json = serde_json::to_vec_pretty(self).map_err(|error| {
+            ModelError::Invalid(format!("serialising model {}: {error}", self.name))
+        })?;
         // If we die before the rename, only the hidden tmp file exists and the
         // registry never looks at it; after the rename the file is complete.
         let mut file = std::fs::File::create(&temporary).map_err(ModelError::io(&temporary))?;
@@ -275,23 +326,28 @@ impl ModelArtifact {
 
     /// Reads and checks one artifact file.
     pub fn read(path: &Path) -> Result<ModelArtifact> {
-        let bad = |message: String| ModelError::BadArtifact { path: path.to_path_buf(), message };
+        let bad = |message: String| ModelError::BadArtifact {
+            path: path.to_path_buf(),
+            message,
+        };
         let bytes = std::fs::read(path).map_err(ModelError::io(path))?;
         #[derive(Deserialize)]
         struct VersionOnly {
             format_version: Option<u32>,
         }
-        let header: VersionOnly =
-            serde_json::from_slice(&bytes).map_err(|error| bad(format!("not a model artifact: {error}")))?;
+        let header: VersionOnly = serde_json::from_slice(&bytes)
+            .map_err(|error| bad(format!("not a model artifact: {error}")))?;
         match header.format_version {
             Some(FORMAT_VERSION) => {}
             Some(other) => {
-                return Err(bad(format!("format version {other}, this build reads {FORMAT_VERSION}; retrain")));
+                return Err(bad(format!(
+                    "format version {other}, this build reads {FORMAT_VERSION}; retrain"
+                )));
             }
             None => return Err(bad("no format_version field".into())),
         }
-        let artifact: ModelArtifact =
-            serde_json::from_slice(&bytes).map_err(|error| bad(format!("corrupt artifact: {error}")))?;
+        let artifact: ModelArtifact = serde_json::from_slice(&bytes)
+            .map_err(|error| bad(format!("corrupt artifact: {error}")))?;
         artifact.validate().map_err(bad)?;
         Ok(artifact)
     }
@@ -314,7 +370,12 @@ impl LoadedModel {
             .enumerate()
             .map(|(index, profile)| ((profile.cluster.clone(), profile.identity.clone()), index))
             .collect();
-        LoadedModel { centroids: artifact.centroids(), artifact, path, profiles }
+        LoadedModel {
+            centroids: artifact.centroids(),
+            artifact,
+            path,
+            profiles,
+        }
     }
 
     pub fn profile(&self, cluster: &str, identity: &str) -> Option<&IdentityProfile> {
@@ -342,18 +403,28 @@ impl ModelRegistry {
         let Ok(entries) = std::fs::read_dir(models_dir) else {
             return registry;
         };
-        let mut folders: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).filter(|path| path.is_dir()).collect();
+        let mut folders: Vec<PathBuf> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.is_dir())
+            .collect();
         folders.sort();
         for folder in folders {
-            let name = folder.file_name().map(|name| name.to_string_lossy().to_string()).unwrap_or_default();
+            let name = folder
+                .file_name()
+                .map(|name| name.to_string_lossy().to_string())
+                .unwrap_or_default();
             let mut versions: Vec<PathBuf> = std::fs::read_dir(&folder)
                 .map(|entries| {
                     entries
                         .flatten()
                         .map(|entry| entry.path())
                         .filter(|path| {
-                            path.extension().is_some_and(|extension| extension == "json")
-                                && !path.file_name().is_some_and(|file| file.to_string_lossy().starts_with('.'))
+                            path.extension()
+                                .is_some_and(|extension| extension == "json")
+                                && !path
+                                    .file_name()
+                                    .is_some_and(|file| file.to_string_lossy().starts_with('.'))
                         })
                         .collect()
                 })
@@ -363,7 +434,9 @@ impl ModelRegistry {
             for (rank, path) in versions.iter().rev().enumerate() {
                 match ModelArtifact::read(path) {
                     Ok(artifact) => {
-                        registry.models.push(LoadedModel::new(artifact, path.clone()));
+                        registry
+                            .models
+                            .push(LoadedModel::new(artifact, path.clone()));
                         break;
                     }
                     Err(error) => {
@@ -385,7 +458,10 @@ impl ModelRegistry {
 
     /// A registry of already loaded models (tests, the trainer's hand-off).
     pub fn from_models(models: Vec<LoadedModel>) -> ModelRegistry {
-        ModelRegistry { models, ..ModelRegistry::default() }
+        ModelRegistry {
+            models,
+            ..ModelRegistry::default()
+        }
     }
 
     pub fn models(&self) -> &[LoadedModel] {
@@ -405,7 +481,10 @@ impl ModelRegistry {
     pub fn models_to_train(&self, specs: &[ModelSpec]) -> Vec<String> {
         let mut names: Vec<String> = specs
             .iter()
-            .filter(|spec| self.get(&spec.name).is_none_or(|model| model.artifact.spec != **spec))
+            .filter(|spec| {
+                self.get(&spec.name)
+                    .is_none_or(|model| model.artifact.spec != **spec)
+            })
             .map(|spec| spec.name.clone())
             .collect();
         for name in &self.needs_training {
@@ -424,7 +503,13 @@ mod tests {
     use crate::model::train::train_model;
 
     fn trained() -> ModelArtifact {
-        train_model(&spec("kind = \"kmeans\"\nk = 2"), &table(&[]), &range(), &[]).expect("trains")
+        train_model(
+            &spec("kind = \"kmeans\"\nk = 2"),
+            &table(&[]),
+            &range(),
+            &[],
+        )
+        .expect("trains")
     }
 
     #[test]
@@ -447,8 +532,15 @@ mod tests {
         assert_eq!(registry.models().len(), 1);
         assert_eq!(registry.get("people").expect("loaded").artifact, newer);
         assert!(registry.needs_training.is_empty());
-        assert!(registry.models_to_train(&[spec("kind = \"kmeans\"\nk = 2")]).is_empty());
-        assert_eq!(registry.models_to_train(&[spec("kind = \"kmeans\"\nk = 3")]), vec!["people".to_string()]);
+        assert!(
+            registry
+                .models_to_train(&[spec("kind = \"kmeans\"\nk = 2")])
+                .is_empty()
+        );
+        assert_eq!(
+            registry.models_to_train(&[spec("kind = \"kmeans\"\nk = 3")]),
+            vec!["people".to_string()]
+        );
     }
 
     #[test]
@@ -456,14 +548,23 @@ mod tests {
         let folder = tempfile::tempdir().expect("temp dir");
         let good = trained();
         good.write(folder.path()).expect("writes");
-        let corrupt = folder.path().join("people").join("ZZZZZZZZZZZZZZZZZZZZZZZZZZ.json");
+        let corrupt = folder
+            .path()
+            .join("people")
+            .join("ZZZZZZZZZZZZZZZZZZZZZZZZZZ.json");
         let mut text = serde_json::to_string(&trained()).expect("json");
         text.truncate(text.len() / 2);
         std::fs::write(&corrupt, text).expect("writes");
         let registry = ModelRegistry::load(folder.path());
-        assert_eq!(registry.get("people").expect("falls back").artifact.version, good.version);
+        assert_eq!(
+            registry.get("people").expect("falls back").artifact.version,
+            good.version
+        );
         assert_eq!(registry.skipped.len(), 1);
-        assert!(registry.skipped[0].1.contains("corrupt") || registry.skipped[0].1.contains("not a model"));
+        assert!(
+            registry.skipped[0].1.contains("corrupt")
+                || registry.skipped[0].1.contains("not a model")
+        );
         assert_eq!(registry.needs_training, vec!["people".to_string()]);
     }
 
@@ -482,8 +583,18 @@ mod tests {
         let registry = ModelRegistry::load(folder.path());
         assert!(registry.is_empty());
         assert_eq!(registry.skipped.len(), 3);
-        assert!(registry.skipped.iter().any(|(_, reason)| reason.contains("format version 0")));
-        assert!(registry.skipped.iter().any(|(_, reason)| reason.contains("scaler")));
+        assert!(
+            registry
+                .skipped
+                .iter()
+                .any(|(_, reason)| reason.contains("format version 0"))
+        );
+        assert!(
+            registry
+                .skipped
+                .iter()
+                .any(|(_, reason)| reason.contains("scaler"))
+        );
         assert_eq!(registry.needs_training, vec!["people".to_string()]);
         // A missing folder is simply an empty registry.
         assert!(ModelRegistry::load(&folder.path().join("absent")).is_empty());
@@ -495,9 +606,16 @@ mod tests {
         ensure_model_tables(&connection).expect("table");
         ensure_model_tables(&connection).expect("idempotent");
         let artifact = trained();
-        record_model(&connection, &artifact, Path::new("data/models/people/x.json")).expect("records");
+        record_model(
+            &connection,
+            &artifact,
+            Path::new("data/models/people/x.json"),
+        )
+        .expect("records");
         let (name, rows, threshold): (String, i64, f64) = connection
-            .query_row("SELECT name, rows, threshold FROM models", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .query_row("SELECT name, rows, threshold FROM models", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
             .expect("one row");
         assert_eq!(name, "people");
         assert_eq!(rows, artifact.training.windows as i64);

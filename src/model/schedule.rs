@@ -32,7 +32,11 @@ impl Schedule {
             Schedule::Daily { hour, minute } => {
                 let time = NaiveTime::from_hms_opt(hour, minute, 0).unwrap_or(NaiveTime::MIN);
                 let today = Utc.from_utc_datetime(&now.date_naive().and_time(time));
-                if today > now { today } else { today + Duration::days(1) }
+                if today > now {
+                    today
+                } else {
+                    today + Duration::days(1)
+                }
             }
             Schedule::EveryHours(hours) => {
                 let hours = hours.max(1);
@@ -52,7 +56,9 @@ impl Schedule {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown schedule {0:?}: expected \"nightly\", \"hourly\", \"daily HH:MM\" or \"every N hours\"")]
+#[error(
+    "unknown schedule {0:?}: expected \"nightly\", \"hourly\", \"daily HH:MM\" or \"every N hours\""
+)]
 pub struct UnknownSchedule(pub String);
 
 impl FromStr for Schedule {
@@ -65,7 +71,10 @@ impl FromStr for Schedule {
             ["hourly"] => Ok(Schedule::EveryHours(1)),
             ["daily", time] => {
                 let parsed = NaiveTime::parse_from_str(time, "%H:%M").map_err(|_| unknown())?;
-                Ok(Schedule::Daily { hour: parsed.hour(), minute: parsed.minute() })
+                Ok(Schedule::Daily {
+                    hour: parsed.hour(),
+                    minute: parsed.minute(),
+                })
             }
             ["every", count, "hours" | "hour"] => match count.parse::<u32>() {
                 Ok(hours) if (1..=24 * 7).contains(&hours) => Ok(Schedule::EveryHours(hours)),
@@ -104,20 +113,31 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).expect("valid time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .expect("valid time")
+            .with_timezone(&Utc)
     }
 
     #[test]
     fn nightly_runs_at_two_the_same_or_next_day() {
         let nightly: Schedule = "nightly".parse().expect("parses");
-        assert_eq!(nightly.next_run_after(at("2026-11-27T01:00:00Z")), at("2026-11-27T02:00:00Z"));
-        assert_eq!(nightly.next_run_after(at("2026-11-27T02:00:00Z")), at("2026-11-28T02:00:00Z"));
+        assert_eq!(
+            nightly.next_run_after(at("2026-11-27T01:00:00Z")),
+            at("2026-11-27T02:00:00Z")
+        );
+        assert_eq!(
+            nightly.next_run_after(at("2026-11-27T02:00:00Z")),
+            at("2026-11-28T02:00:00Z")
+        );
     }
 
     #[test]
     fn every_six_hours_lands_on_multiples_of_six() {
         let schedule: Schedule = "every 6 hours".parse().expect("parses");
-        assert_eq!(schedule.next_run_after(at("2026-11-27T07:30:00Z")), at("2026-11-27T12:00:00Z"));
+        assert_eq!(
+            schedule.next_run_after(at("2026-11-27T07:30:00Z")),
+            at("2026-11-27T12:00:00Z")
+        );
         assert_eq!(schedule.to_string(), "every 6 hours");
     }
 
@@ -126,6 +146,12 @@ mod tests {
         assert!("sometimes".parse::<Schedule>().is_err());
         assert!("daily 25:00".parse::<Schedule>().is_err());
         assert!("every 0 hours".parse::<Schedule>().is_err());
-        assert_eq!("daily 03:15".parse::<Schedule>(), Ok(Schedule::Daily { hour: 3, minute: 15 }));
+        assert_eq!(
+            "daily 03:15".parse::<Schedule>(),
+            Ok(Schedule::Daily {
+                hour: 3,
+                minute: 15
+            })
+        );
     }
 }

@@ -9,7 +9,10 @@
 //! identity is held to its own noise. The anomaly's `score` is that distance
 //! divided by the limit it passed (1.0 = on the line).
 
-use super::features::{FeatureRange, FeatureTable, WindowKey, install_features, open_feature_session, timestamp_literal};
+use super::features::{
+    FeatureRange, FeatureTable, WindowKey, install_features, open_feature_session,
+    timestamp_literal,
+};
 use super::kmeans;
 use super::registry::{LoadedModel, ModelRegistry};
 use super::{ModelError, Result};
@@ -34,7 +37,10 @@ pub struct ModelFinding {
 /// Scores every row of `features` with every model that applies to its
 /// identity kind. Anomalies carry no evidence yet (see [`detect_range`]).
 pub fn score_windows(registry: &ModelRegistry, features: &FeatureTable) -> Vec<Anomaly> {
-    find_anomalies(registry, features).into_iter().map(|finding| finding.anomaly).collect()
+    find_anomalies(registry, features)
+        .into_iter()
+        .map(|finding| finding.anomaly)
+        .collect()
 }
 
 /// Like [`score_windows`], keeping what the evidence query needs.
@@ -42,7 +48,11 @@ pub fn find_anomalies(registry: &ModelRegistry, features: &FeatureTable) -> Vec<
     let mut findings = Vec::new();
     for model in registry.models() {
         let artifact = &model.artifact;
-        let columns: Option<Vec<usize>> = artifact.features.iter().map(|name| features.column(name)).collect();
+        let columns: Option<Vec<usize>> = artifact
+            .features
+            .iter()
+            .map(|name| features.column(name))
+            .collect();
         let Some(columns) = columns else {
             tracing::warn!(model = %artifact.name, "the feature rows lack some of this model's features; not scoring it");
             continue;
@@ -64,20 +74,40 @@ pub fn find_anomalies(registry: &ModelRegistry, features: &FeatureTable) -> Vec<
     findings
 }
 
-fn score_one(model: &LoadedModel, key: &WindowKey, raw: &[f64], scaled: &mut [f64]) -> Option<ModelFinding> {
+fn score_one(
+    model: &LoadedModel,
+    key: &WindowKey,
+    raw: &[f64],
+    scaled: &mut [f64],
+) -> Option<ModelFinding> {
     let artifact = &model.artifact;
     artifact.scaler.transform_row(raw, scaled);
     let profile = model.profile(&key.cluster, &key.identity);
     let (archetype, distance, limit, ranges, basis) = match profile {
         Some(profile) => {
-            let (archetype, distance) =
-                kmeans::nearest(model.centroids.view(), scaled, Some(profile.usual_archetypes.as_slice()));
+            let (archetype, distance) = kmeans::nearest(
+                model.centroids.view(),
+                scaled,
+                Some(profile.usual_archetypes.as_slice()),
+            );
             let limit = artifact.threshold.max(profile.max_score);
-            (archetype, distance, limit, &profile.feature_ranges, "its usual archetypes")
+            (
+                archetype,
+                distance,
+                limit,
+                &profile.feature_ranges,
+                "its usual archetypes",
+            )
         }
         None => {
             let (archetype, distance) = kmeans::nearest(model.centroids.view(), scaled, None);
-            (archetype, distance, artifact.population_threshold, &artifact.population_ranges, "every archetype")
+            (
+                archetype,
+                distance,
+                artifact.population_threshold,
+                &artifact.population_ranges,
+                "every archetype",
+            )
         }
     };
     if !(distance.is_finite() && limit.is_finite()) || distance <= limit || limit <= 0.0 {
@@ -93,7 +123,11 @@ fn score_one(model: &LoadedModel, key: &WindowKey, raw: &[f64], scaled: &mut [f6
         .enumerate()
         .collect();
     contributions.sort_by(|left, right| right.1.total_cmp(&left.1));
-    let total: f64 = contributions.iter().map(|(_, share)| share).sum::<f64>().max(f64::MIN_POSITIVE);
+    let total: f64 = contributions
+        .iter()
+        .map(|(_, share)| share)
+        .sum::<f64>()
+        .max(f64::MIN_POSITIVE);
     let mut reasons = Vec::new();
     let mut top_feature = None;
     for &(feature, share) in contributions.iter().take(6) {
@@ -126,7 +160,10 @@ fn score_one(model: &LoadedModel, key: &WindowKey, raw: &[f64], scaled: &mut [f6
         Severity::Low
     };
     let detector = artifact.spec.detector();
-    let title = format!("{} acted unlike its usual self: {}", key.identity, reasons[0]);
+    let title = format!(
+        "{} acted unlike its usual self: {}",
+        key.identity, reasons[0]
+    );
     Some(ModelFinding {
         anomaly: Anomaly {
             id: anomaly_id(&detector, key),
@@ -149,7 +186,12 @@ fn score_one(model: &LoadedModel, key: &WindowKey, raw: &[f64], scaled: &mut [f6
 
 /// Deterministic, so scoring a window twice yields the same anomaly id.
 fn anomaly_id(detector: &str, key: &WindowKey) -> String {
-    let text = format!("{detector}\u{1f}{}\u{1f}{}\u{1f}{}", key.cluster, key.identity, key.window_start.timestamp());
+    let text = format!(
+        "{detector}\u{1f}{}\u{1f}{}\u{1f}{}",
+        key.cluster,
+        key.identity,
+        key.window_start.timestamp()
+    );
     format!("model-{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
 
@@ -168,15 +210,25 @@ fn percent(value: f64) -> String {
 /// A feature value in plain words, with the identity's usual range.
 pub fn describe(feature: &str, value: f64, low: f64, high: f64) -> String {
     let usual = |format: fn(f64) -> String| {
-        if format(low) == format(high) { format(low) } else { format!("{}-{}", format(low), format(high)) }
+        if format(low) == format(high) {
+            format(low)
+        } else {
+            format!("{}-{}", format(low), format(high))
+        }
     };
     let counted = |what: &str| format!("{what}; usual {}", usual(number));
     match feature {
         "secret_reads" => counted(&format!("read {} secrets", number(value))),
-        "exec_calls" => counted(&format!("made {} exec/attach/port-forward calls", number(value))),
+        "exec_calls" => counted(&format!(
+            "made {} exec/attach/port-forward calls",
+            number(value)
+        )),
         "rbac_writes" => counted(&format!("wrote RBAC objects {} times", number(value))),
         "distinct_namespaces" => counted(&format!("touched {} namespaces", number(value))),
-        "new_namespaces" => counted(&format!("used {} namespaces it had not used before", number(value))),
+        "new_namespaces" => counted(&format!(
+            "used {} namespaces it had not used before",
+            number(value)
+        )),
         "distinct_source_ips" => counted(&format!("came from {} addresses", number(value))),
         "new_source_ips" => counted(&format!("came from {} addresses new to it", number(value))),
         "distinct_user_agents" => counted(&format!("used {} user agents", number(value))),
@@ -190,10 +242,26 @@ pub fn describe(feature: &str, value: f64, low: f64, high: f64) -> String {
             number(value.exp_m1().round()),
             usual(|bound| number(bound.exp_m1().round()))
         ),
-        "write_fraction" => format!("{} of requests were writes; usual {}", percent(value), usual(percent)),
-        "denied_fraction" => format!("{} of requests were denied; usual {}", percent(value), usual(percent)),
-        "list_watch_share" => format!("{} of requests were list/watch; usual {}", percent(value), usual(percent)),
-        "server_error_fraction" => format!("{} of requests failed (5xx); usual {}", percent(value), usual(percent)),
+        "write_fraction" => format!(
+            "{} of requests were writes; usual {}",
+            percent(value),
+            usual(percent)
+        ),
+        "denied_fraction" => format!(
+            "{} of requests were denied; usual {}",
+            percent(value),
+            usual(percent)
+        ),
+        "list_watch_share" => format!(
+            "{} of requests were list/watch; usual {}",
+            percent(value),
+            usual(percent)
+        ),
+        "server_error_fraction" => format!(
+            "{} of requests failed (5xx); usual {}",
+            percent(value),
+            usual(percent)
+        ),
         "hour_sin" | "hour_cos" => "active at an hour unusual for it".to_string(),
         "weekend" if value > 0.5 => "active on a weekend, unusual for it".to_string(),
         "weekend" => "active on a weekday, unusual for it".to_string(),
@@ -206,19 +274,30 @@ pub fn describe(feature: &str, value: f64, low: f64, high: f64) -> String {
 fn evidence_condition(feature: &str) -> (&'static str, Option<&'static str>) {
     const WRITES: &str = "verb IN ('create', 'update', 'patch', 'delete', 'deletecollection')";
     match feature {
-        "secret_reads" => ("resource = 'secrets' AND verb IN ('get', 'list', 'watch')", Some("name")),
-        "exec_calls" => ("subresource IN ('exec', 'attach', 'portforward')", Some("namespace")),
+        "secret_reads" => (
+            "resource = 'secrets' AND verb IN ('get', 'list', 'watch')",
+            Some("name"),
+        ),
+        "exec_calls" => (
+            "subresource IN ('exec', 'attach', 'portforward')",
+            Some("namespace"),
+        ),
         "rbac_writes" => (
             "api_group = 'rbac.authorization.k8s.io' AND verb IN ('create', 'update', 'patch', 'delete', 'deletecollection')",
             Some("name"),
         ),
-        "denied_fraction" | "denied_requests" => ("(response_code IN (401, 403) OR decision = 'forbid')", Some("resource")),
+        "denied_fraction" | "denied_requests" => (
+            "(response_code IN (401, 403) OR decision = 'forbid')",
+            Some("resource"),
+        ),
         "write_fraction" => (WRITES, Some("resource")),
         "list_watch_share" => ("verb IN ('list', 'watch')", Some("resource")),
         "server_error_fraction" => ("response_code >= 500", None),
         "distinct_namespaces" | "new_namespaces" => ("namespace IS NOT NULL", Some("namespace")),
         "distinct_source_ips" | "new_source_ips" => ("source_ip IS NOT NULL", Some("source_ip")),
-        "distinct_user_agents" | "new_user_agents" => ("user_agent IS NOT NULL", Some("user_agent")),
+        "distinct_user_agents" | "new_user_agents" => {
+            ("user_agent IS NOT NULL", Some("user_agent"))
+        }
         "distinct_verbs" => ("true", Some("verb")),
         _ => ("true", Some("resource")),
     }
@@ -228,7 +307,10 @@ fn evidence_condition(feature: &str) -> (&'static str, Option<&'static str>) {
 /// window that best show its top feature. Namespaces, addresses and user
 /// agents the identity had not used in the lookback come first (for the
 /// "new ..." features, only those); then one request per distinct value.
-pub fn attach_evidence(connection: &duckdb::Connection, findings: &mut [ModelFinding]) -> Result<()> {
+pub fn attach_evidence(
+    connection: &duckdb::Connection,
+    findings: &mut [ModelFinding],
+) -> Result<()> {
     for finding in findings.iter_mut() {
         let anomaly = &finding.anomaly;
         let (condition, spread) = evidence_condition(&finding.top_feature);
@@ -274,10 +356,17 @@ pub fn attach_evidence(connection: &duckdb::Connection, findings: &mut [ModelFin
              ORDER BY is_new DESC, spread_rank, first_ts
              LIMIT {EVIDENCE_LIMIT}"
         );
-        let context = format!("finding evidence for {} {}", anomaly.detector, anomaly.identity);
-        let mut statement = connection.prepare(&sql).map_err(ModelError::duckdb(context.clone()))?;
+        let context = format!(
+            "finding evidence for {} {}",
+            anomaly.detector, anomaly.identity
+        );
+        let mut statement = connection
+            .prepare(&sql)
+            .map_err(ModelError::duckdb(context.clone()))?;
         let ids = statement
-            .query_map(duckdb::params![anomaly.cluster, anomaly.identity], |row| row.get::<_, String>(0))
+            .query_map(duckdb::params![anomaly.cluster, anomaly.identity], |row| {
+                row.get::<_, String>(0)
+            })
             .map_err(ModelError::duckdb(context.clone()))?
             .collect::<std::result::Result<Vec<String>, _>>()
             .map_err(ModelError::duckdb(context))?;
@@ -306,7 +395,12 @@ pub fn score_range(
     for ((window_seconds, lookback_seconds), models) in groups {
         let group = ModelRegistry::from_models(models);
         let window = chrono::Duration::seconds(window_seconds);
-        let range = FeatureRange::aligned(until, until - since, window, chrono::Duration::seconds(lookback_seconds));
+        let range = FeatureRange::aligned(
+            until,
+            until - since,
+            window,
+            chrono::Duration::seconds(lookback_seconds),
+        );
         if range.end <= range.start {
             continue;
         }
@@ -316,7 +410,11 @@ pub fn score_range(
         anomalies.extend(findings.into_iter().map(|finding| finding.anomaly));
     }
     anomalies.sort_by(|left, right| {
-        (left.window_start, &left.identity, &left.detector).cmp(&(right.window_start, &right.identity, &right.detector))
+        (left.window_start, &left.identity, &left.detector).cmp(&(
+            right.window_start,
+            &right.identity,
+            &right.detector,
+        ))
     });
     Ok(anomalies)
 }

@@ -14,8 +14,14 @@ use std::path::{Path, PathBuf};
 
 /// The specs shipped with auditlens, used when no models folder exists.
 pub const BUILTIN_SPECS: [(&str, &str); 2] = [
-    ("models/humans.toml", include_str!("../../models/humans.toml")),
-    ("models/workloads.toml", include_str!("../../models/workloads.toml")),
+    (
+        "models/humans.toml",
+        include_str!("../../models/humans.toml"),
+    ),
+    (
+        "models/workloads.toml",
+        include_str!("../../models/workloads.toml"),
+    ),
 ];
 
 /// How features are put on one scale before clustering.
@@ -113,7 +119,9 @@ impl Algorithm {
     /// The candidate values of k, for the algorithms that take one.
     pub fn k_candidates(&self) -> Option<Vec<usize>> {
         let (k, k_range) = match self {
-            Algorithm::Kmeans { k, k_range, .. } | Algorithm::Gmm { k, k_range, .. } => (k, k_range),
+            Algorithm::Kmeans { k, k_range, .. } | Algorithm::Gmm { k, k_range, .. } => {
+                (k, k_range)
+            }
             Algorithm::Dbscan { .. } => return None,
         };
         Some(match (k, k_range) {
@@ -210,21 +218,33 @@ impl ModelSpec {
     }
 
     pub fn applies_to(&self, identity_kind: &str) -> bool {
-        self.identity_kinds.iter().any(|kind| kind.as_str() == identity_kind)
+        self.identity_kinds
+            .iter()
+            .any(|kind| kind.as_str() == identity_kind)
     }
 
     /// Parses a spec file's text and checks it against `available_features`.
     pub fn parse(path: &Path, text: &str, available_features: &[String]) -> Result<ModelSpec> {
-        let invalid = |message: String| ModelError::InvalidSpec { path: path.to_path_buf(), message };
+        let invalid = |message: String| ModelError::InvalidSpec {
+            path: path.to_path_buf(),
+            message,
+        };
         let spec: ModelSpec = toml::from_str(text).map_err(|error| invalid(error.to_string()))?;
-        if spec.name.is_empty() || !spec.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if spec.name.is_empty()
+            || !spec
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(invalid(format!(
                 "name {:?} must be non-empty letters, digits, '-' or '_' (it names a folder)",
                 spec.name
             )));
         }
         if spec.identity_kinds.is_empty() {
-            return Err(invalid("identity_kinds is empty: the model would apply to no one".into()));
+            return Err(invalid(
+                "identity_kinds is empty: the model would apply to no one".into(),
+            ));
         }
         if spec.features.is_empty() {
             return Err(invalid("features is empty".into()));
@@ -249,30 +269,58 @@ impl ModelSpec {
             )));
         }
         if !(spec.usual_share > 0.0 && spec.usual_share <= 1.0) {
-            return Err(invalid(format!("usual_share {} must be in (0, 1]", spec.usual_share)));
+            return Err(invalid(format!(
+                "usual_share {} must be in (0, 1]",
+                spec.usual_share
+            )));
         }
         if spec.window_minutes < 1 || spec.window_minutes > 24 * 60 {
-            return Err(invalid(format!("window_minutes {} must be 1 to 1440", spec.window_minutes)));
+            return Err(invalid(format!(
+                "window_minutes {} must be 1 to 1440",
+                spec.window_minutes
+            )));
         }
         if spec.lookback_days < 1 || spec.lookback_days > 366 {
-            return Err(invalid(format!("lookback_days {} must be 1 to 366", spec.lookback_days)));
+            return Err(invalid(format!(
+                "lookback_days {} must be 1 to 366",
+                spec.lookback_days
+            )));
         }
         match &spec.algorithm {
-            Algorithm::Kmeans { k, k_range, n_init, max_iterations, tolerance, .. } => {
+            Algorithm::Kmeans {
+                k,
+                k_range,
+                n_init,
+                max_iterations,
+                tolerance,
+                ..
+            } => {
                 check_k(*k, *k_range).map_err(invalid)?;
                 if *n_init == 0 || *max_iterations == 0 || tolerance.is_nan() || *tolerance < 0.0 {
-                    return Err(invalid("n_init and max_iterations must be at least 1, tolerance >= 0".into()));
+                    return Err(invalid(
+                        "n_init and max_iterations must be at least 1, tolerance >= 0".into(),
+                    ));
                 }
             }
-            Algorithm::Gmm { k, k_range, n_init, max_iterations, .. } => {
+            Algorithm::Gmm {
+                k,
+                k_range,
+                n_init,
+                max_iterations,
+                ..
+            } => {
                 check_k(*k, *k_range).map_err(invalid)?;
                 if *n_init == 0 || *max_iterations == 0 {
-                    return Err(invalid("n_init and max_iterations must be at least 1".into()));
+                    return Err(invalid(
+                        "n_init and max_iterations must be at least 1".into(),
+                    ));
                 }
             }
             Algorithm::Dbscan { min_points, radius } => {
                 if *min_points < 2 || radius.is_nan() || *radius <= 0.0 {
-                    return Err(invalid("dbscan needs min_points >= 2 and radius > 0".into()));
+                    return Err(invalid(
+                        "dbscan needs min_points >= 2 and radius > 0".into(),
+                    ));
                 }
             }
         }
@@ -284,9 +332,9 @@ fn check_k(k: Option<usize>, k_range: Option<[usize; 2]>) -> std::result::Result
     match (k, k_range) {
         (Some(_), Some(_)) => Err("give either k or k_range, not both".into()),
         (Some(0), _) => Err("k must be at least 1".into()),
-        (_, Some([low, high])) if low < 2 || high < low || high > 64 => {
-            Err(format!("k_range [{low}, {high}] must satisfy 2 <= low <= high <= 64"))
-        }
+        (_, Some([low, high])) if low < 2 || high < low || high > 64 => Err(format!(
+            "k_range [{low}, {high}] must satisfy 2 <= low <= high <= 64"
+        )),
         _ => Ok(()),
     }
 }
@@ -301,7 +349,10 @@ pub fn load_specs(folder: &Path, available_features: &[String]) -> Result<Vec<Mo
         let mut paths: Vec<PathBuf> = entries
             .flatten()
             .map(|entry| entry.path())
-            .filter(|path| path.extension().is_some_and(|extension| extension == "toml"))
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|extension| extension == "toml")
+            })
             .collect();
         paths.sort();
         for path in paths {
@@ -310,7 +361,10 @@ pub fn load_specs(folder: &Path, available_features: &[String]) -> Result<Vec<Mo
         }
     } else {
         tracing::info!(folder = %folder.display(), "no models folder; using the built-in model specs");
-        sources = BUILTIN_SPECS.iter().map(|(path, text)| (PathBuf::from(path), text.to_string())).collect();
+        sources = BUILTIN_SPECS
+            .iter()
+            .map(|(path, text)| (PathBuf::from(path), text.to_string()))
+            .collect();
     }
     let mut specs: Vec<ModelSpec> = Vec::new();
     for (path, text) in sources {
@@ -341,7 +395,9 @@ mod tests {
     use super::*;
 
     fn available() -> Vec<String> {
-        ["secret_reads", "distinct_namespaces", "write_fraction"].map(String::from).to_vec()
+        ["secret_reads", "distinct_namespaces", "write_fraction"]
+            .map(String::from)
+            .to_vec()
     }
 
     const GOOD: &str = r#"
@@ -355,7 +411,8 @@ k_range = [2, 5]
 
     #[test]
     fn parses_a_spec_with_defaults() {
-        let spec = ModelSpec::parse(Path::new("humans.toml"), GOOD, &available()).expect("valid spec");
+        let spec =
+            ModelSpec::parse(Path::new("humans.toml"), GOOD, &available()).expect("valid spec");
         assert_eq!(spec.scaling, Scaling::Robust);
         assert_eq!(spec.window_minutes, 60);
         assert_eq!(spec.schedule, Schedule::default());
@@ -367,7 +424,8 @@ k_range = [2, 5]
     #[test]
     fn unknown_feature_names_file_and_feature() {
         let text = GOOD.replace("\"distinct_namespaces\"", "\"distinct_namespacez\"");
-        let error = ModelSpec::parse(Path::new("models/humans.toml"), &text, &available()).expect_err("must fail");
+        let error = ModelSpec::parse(Path::new("models/humans.toml"), &text, &available())
+            .expect_err("must fail");
         let message = error.to_string();
         assert!(message.contains("models/humans.toml"), "{message}");
         assert!(message.contains("distinct_namespacez"), "{message}");
@@ -379,12 +437,18 @@ k_range = [2, 5]
             ("k_range = [2, 5]", "k_range = [5, 2]"),
             ("k_range = [2, 5]", "k = 0"),
             ("identity_kinds = [\"user\"]", "identity_kinds = []"),
-            ("identity_kinds = [\"user\"]", "identity_kinds = [\"robot\"]"),
+            (
+                "identity_kinds = [\"user\"]",
+                "identity_kinds = [\"robot\"]",
+            ),
             ("name = \"humans\"", "name = \"../etc\""),
             ("kind = \"kmeans\"", "kind = \"spectral\""),
         ] {
             let text = GOOD.replace(from, to);
-            assert!(ModelSpec::parse(Path::new("x.toml"), &text, &available()).is_err(), "{to}");
+            assert!(
+                ModelSpec::parse(Path::new("x.toml"), &text, &available()).is_err(),
+                "{to}"
+            );
         }
         let text = format!("threshold_percentile = 0.0\n{GOOD}");
         assert!(ModelSpec::parse(Path::new("x.toml"), &text, &available()).is_err());

@@ -9,7 +9,8 @@
 use super::features::{FeatureRange, FeatureTable, open_feature_session};
 use super::kmeans::{self, KMeansConfig};
 use super::registry::{
-    Archetype, IdentityProfile, ModelArtifact, Scaler, TrainingStats, FORMAT_VERSION, percentile_sorted, record_model,
+    Archetype, FORMAT_VERSION, IdentityProfile, ModelArtifact, Scaler, TrainingStats,
+    percentile_sorted, record_model,
 };
 use super::spec::{Algorithm, KSelection, ModelSpec};
 use super::{ModelError, Result};
@@ -17,6 +18,7 @@ use chrono::{DateTime, Utc};
 use linfa::prelude::*;
 use linfa_clustering::{Dbscan, GaussianMixtureModel, GmmError};
 use ndarray::{Array2, ArrayView2, Axis};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -74,34 +76,49 @@ pub fn train_all(
     let until = options.until.unwrap_or_else(Utc::now);
     let chosen: Vec<&ModelSpec> = specs
         .iter()
-        .filter(|spec| options.only_model.as_ref().is_none_or(|name| &spec.name == name))
+        .filter(|spec| {
+            options
+                .only_model
+                .as_ref()
+                .is_none_or(|name| &spec.name == name)
+        })
         .collect();
     if let Some(name) = &options.only_model
         && chosen.is_empty()
     {
         let known: Vec<&str> = specs.iter().map(|spec| spec.name.as_str()).collect();
-        return Err(ModelError::Invalid(format!("no model spec named {name:?} (known: {})", known.join(", "))));
+        return Err(ModelError::Invalid(format!(
+            "no model spec named {name:?} (known: {})",
+            known.join(", ")
+        )));
     }
     let session = open_feature_session(data_dir)?;
     let mut cache: HashMap<(i64, i64), (FeatureRange, FeatureTable)> = HashMap::new();
     let mut report = TrainReport::default();
     for spec in chosen {
-        let key = (spec.window_minutes, spec.lookback_days);
-        if !cache.contains_key(&key) {
-            let range = FeatureRange::aligned(until, spec.lookback(), spec.window(), spec.lookback());
-            let started = Instant::now();
-            let table = super::features::compute_features(&session, &range)?;
-            tracing::info!(rows = table.len(), seconds = started.elapsed().as_secs_f64(), "computed training features");
-            cache.insert(key, (range, table));
-        }
-        let Some((range, table)) = cache.get(&key) else { continue };
-        let outcome = train_model(spec, table, range, &options.excluded_windows).and_then(|artifact| {
-            let path = artifact.write(&models_dir(data_dir))?;
-            if let Some(catalog) = catalog {
-                record_model(catalog, &artifact, &path)?;
+        let (range, table) = match cache.entry((spec.window_minutes, spec.lookback_days)) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let range =
+                    FeatureRange::aligned(until, spec.lookback(), spec.window(), spec.lookback());
+                let started = Instant::now();
+                let table = super::features::compute_features(&session, &range)?;
+                tracing::info!(
+                    rows = table.len(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "computed training features"
+                );
+                entry.insert((range, table))
             }
-            Ok(TrainedModel { artifact, path })
-        });
+        };
+        let outcome =
+            train_model(spec, table, range, &options.excluded_windows).and_then(|artifact| {
+                let path = artifact.write(&models_dir(data_dir))?;
+                if let Some(catalog) = catalog {
+                    record_model(catalog, &artifact, &path)?;
+                }
+                Ok(TrainedModel { artifact, path })
+            });
         match outcome {
             Ok(trained) => report.trained.push(trained),
             Err(error) => {
@@ -116,7 +133,10 @@ pub fn train_all(
 fn overlaps_excluded(key: &super::features::WindowKey, excluded: &[ExcludedWindow]) -> bool {
     excluded.iter().any(|window| {
         window.identity == key.identity
-            && window.cluster.as_ref().is_none_or(|cluster| cluster == &key.cluster)
+            && window
+                .cluster
+                .as_ref()
+                .is_none_or(|cluster| cluster == &key.cluster)
             && window.start < key.window_end
             && key.window_start < window.end
     })
@@ -142,14 +162,19 @@ pub fn train_model(
     });
     let mut columns = Vec::with_capacity(spec.features.len());
     for name in &spec.features {
-        let column = rows.column(name).ok_or_else(|| ModelError::Invalid(format!(
-            "model {}: the feature query has no column {name:?}",
-            spec.name
-        )))?;
+        let column = rows.column(name).ok_or_else(|| {
+            ModelError::Invalid(format!(
+                "model {}: the feature query has no column {name:?}",
+                spec.name
+            ))
+        })?;
         columns.push(column);
     }
     let raw = rows.values.select(Axis(1), &columns);
-    let minimum_rows = spec.algorithm.k_candidates().map_or(2, |ks| ks.into_iter().min().unwrap_or(2).max(2));
+    let minimum_rows = spec
+        .algorithm
+        .k_candidates()
+        .map_or(2, |ks| ks.into_iter().min().unwrap_or(2).max(2));
     if raw.nrows() < minimum_rows {
         return Err(ModelError::NotEnoughData {
             model: spec.name.clone(),
@@ -167,8 +192,14 @@ pub fn train_model(
     let (centroids, labels, k_scores) = cluster(spec, scaled.view())?;
 
     let archetype_count = centroids.nrows();
-    let mut archetypes: Vec<Archetype> =
-        centroids.rows().into_iter().map(|row| Archetype { centroid: row.to_vec(), windows: 0 }).collect();
+    let mut archetypes: Vec<Archetype> = centroids
+        .rows()
+        .into_iter()
+        .map(|row| Archetype {
+            centroid: row.to_vec(),
+            windows: 0,
+        })
+        .collect();
     for &label in &labels {
         archetypes[label].windows += 1;
     }
@@ -176,7 +207,10 @@ pub fn train_model(
     // Group the rows by identity.
     let mut by_identity: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (row, key) in rows.keys.iter().enumerate() {
-        by_identity.entry((key.cluster.clone(), key.identity.clone())).or_default().push(row);
+        by_identity
+            .entry((key.cluster.clone(), key.identity.clone()))
+            .or_default()
+            .push(row);
     }
     let mut profiles = Vec::new();
     let mut usual_scores = Vec::new();
@@ -199,7 +233,8 @@ pub fn train_model(
         let mut max_score: f64 = 0.0;
         for &row in members {
             let row_values = scaled.row(row).to_vec();
-            let (_, distance) = kmeans::nearest(centroids.view(), &row_values, Some(usual.as_slice()));
+            let (_, distance) =
+                kmeans::nearest(centroids.view(), &row_values, Some(usual.as_slice()));
             max_score = max_score.max(distance);
             usual_scores.push(distance);
         }
@@ -226,10 +261,19 @@ pub fn train_model(
     } else {
         percentile_sorted(&usual_scores, spec.threshold_percentile)
     };
-    let reference = if usual_scores.is_empty() { &population_scores } else { &usual_scores };
+    let reference = if usual_scores.is_empty() {
+        &population_scores
+    } else {
+        &usual_scores
+    };
     let score_percentiles: BTreeMap<String, f64> = [50.0, 90.0, 99.0, 99.9, 100.0]
         .into_iter()
-        .map(|percentile| (format!("p{percentile}"), percentile_sorted(reference, percentile)))
+        .map(|percentile| {
+            (
+                format!("p{percentile}"),
+                percentile_sorted(reference, percentile),
+            )
+        })
         .collect();
 
     let trained_at = Utc::now();
@@ -264,7 +308,11 @@ pub fn train_model(
 }
 
 fn kinds_text(spec: &ModelSpec) -> String {
-    spec.identity_kinds.iter().map(|kind| kind.as_str()).collect::<Vec<_>>().join("/")
+    spec.identity_kinds
+        .iter()
+        .map(|kind| kind.as_str())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Per feature, the 2.5th and 97.5th percentile of the given rows.
@@ -273,7 +321,10 @@ fn ranges(raw: ArrayView2<'_, f64>, rows: &[usize]) -> Vec<[f64; 2]> {
         .map(|column| {
             let mut values: Vec<f64> = rows.iter().map(|&row| raw[[row, column]]).collect();
             values.sort_by(f64::total_cmp);
-            [percentile_sorted(&values, 2.5), percentile_sorted(&values, 97.5)]
+            [
+                percentile_sorted(&values, 2.5),
+                percentile_sorted(&values, 97.5),
+            ]
         })
         .collect()
 }
@@ -284,13 +335,21 @@ type Clustering = (Array2<f64>, Vec<usize>, Vec<(usize, f64)>);
 /// Runs the spec's algorithm, choosing k if asked.
 fn cluster(spec: &ModelSpec, scaled: ArrayView2<'_, f64>) -> Result<Clustering> {
     let rows = scaled.nrows();
-    let failed = |message: String| ModelError::Training { model: spec.name.clone(), message };
+    let failed = |message: String| ModelError::Training {
+        model: spec.name.clone(),
+        message,
+    };
     if let Algorithm::Dbscan { min_points, radius } = &spec.algorithm {
         let labels = Dbscan::params(*min_points)
             .tolerance(*radius)
             .transform(&scaled.to_owned())
             .map_err(|error| failed(error.to_string()))?;
-        let clusters = labels.iter().flatten().copied().max().map_or(0, |max| max + 1);
+        let clusters = labels
+            .iter()
+            .flatten()
+            .copied()
+            .max()
+            .map_or(0, |max| max + 1);
         if clusters == 0 {
             return Err(failed(format!(
                 "DBSCAN found no cluster in {rows} windows (min_points {min_points}, radius {radius}); \
@@ -344,7 +403,10 @@ fn cluster(spec: &ModelSpec, scaled: ArrayView2<'_, f64>) -> Result<Clustering> 
             }
         };
         k_scores.push((k, score));
-        if best.as_ref().is_none_or(|(best_score, _, _)| score > *best_score) {
+        if best
+            .as_ref()
+            .is_none_or(|(best_score, _, _)| score > *best_score)
+        {
             best = Some((score, centroids, labels));
         }
     }
@@ -360,10 +422,22 @@ fn spherical_bic(inertia: f64, rows: usize, columns: usize, k: usize) -> f64 {
 }
 
 /// Fits one k: centroids, labels and inertia.
-fn fit_k(spec: &ModelSpec, scaled: ArrayView2<'_, f64>, k: usize) -> Result<(Array2<f64>, Vec<usize>, f64)> {
-    let failed = |message: String| ModelError::Training { model: spec.name.clone(), message };
+fn fit_k(
+    spec: &ModelSpec,
+    scaled: ArrayView2<'_, f64>,
+    k: usize,
+) -> Result<(Array2<f64>, Vec<usize>, f64)> {
+    let failed = |message: String| ModelError::Training {
+        model: spec.name.clone(),
+        message,
+    };
     match &spec.algorithm {
-        Algorithm::Kmeans { n_init, max_iterations, tolerance, .. } => {
+        Algorithm::Kmeans {
+            n_init,
+            max_iterations,
+            tolerance,
+            ..
+        } => {
             let config = KMeansConfig {
                 k,
                 n_init: *n_init,
@@ -375,21 +449,32 @@ fn fit_k(spec: &ModelSpec, scaled: ArrayView2<'_, f64>, k: usize) -> Result<(Arr
             let fit = kmeans::fit(scaled, &config).map_err(|error| failed(error.to_string()))?;
             Ok((fit.centroids, fit.labels, fit.inertia))
         }
-        Algorithm::Gmm { n_init, max_iterations, .. } => {
+        Algorithm::Gmm {
+            n_init,
+            max_iterations,
+            ..
+        } => {
             let dataset = DatasetBase::from(scaled.to_owned());
-            let fitted: std::result::Result<GaussianMixtureModel<f64>, GmmError> = GaussianMixtureModel::params(k)
-                .n_runs(*n_init as u64)
-                .max_n_iterations(*max_iterations as u64)
-                .reg_covariance(1e-3)
-                .fit(&dataset);
-            let model = fitted.map_err(|error| failed(format!("Gaussian mixture with k = {k}: {error}")))?;
+            let fitted: std::result::Result<GaussianMixtureModel<f64>, GmmError> =
+                GaussianMixtureModel::params(k)
+                    .n_runs(*n_init as u64)
+                    .max_n_iterations(*max_iterations as u64)
+                    .reg_covariance(1e-3)
+                    .fit(&dataset);
+            let model = fitted
+                .map_err(|error| failed(format!("Gaussian mixture with k = {k}: {error}")))?;
             let centroids = model.means().clone();
             let labels: Vec<usize> = model.predict(&scaled.to_owned()).to_vec();
             let inertia = labels
                 .iter()
                 .enumerate()
                 .map(|(row, &label)| {
-                    scaled.row(row).iter().zip(centroids.row(label)).map(|(a, b)| (a - b) * (a - b)).sum::<f64>()
+                    scaled
+                        .row(row)
+                        .iter()
+                        .zip(centroids.row(label))
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum::<f64>()
                 })
                 .sum();
             Ok((centroids, labels, inertia))
@@ -408,7 +493,12 @@ pub(crate) mod tests {
     use chrono::{Duration, TimeZone};
     use std::path::Path;
 
-    pub const NAMES: [&str; 4] = ["secret_reads", "distinct_namespaces", "log_request_count", "write_fraction"];
+    pub const NAMES: [&str; 4] = [
+        "secret_reads",
+        "distinct_namespaces",
+        "log_request_count",
+        "write_fraction",
+    ];
 
     pub fn spec(algorithm: &str) -> ModelSpec {
         let available: Vec<String> = NAMES.map(String::from).to_vec();
@@ -423,7 +513,10 @@ pub(crate) mod tests {
     /// secrets in 1 namespace, bob writes a lot in 2-3 namespaces, carol is
     /// quiet; plus a node that the spec must ignore.
     pub fn table(extra: &[(&str, [f64; 4])]) -> FeatureTable {
-        let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("time");
+        let start = Utc
+            .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+            .single()
+            .expect("time");
         let mut keys = Vec::new();
         let mut values = Vec::new();
         let mut push = |identity: &str, kind: &str, hour: i64, row: [f64; 4]| {
@@ -438,9 +531,29 @@ pub(crate) mod tests {
         };
         for hour in 0..100 {
             let jitter = (hour % 5) as f64;
-            push("alice", "user", hour, [(hour % 3) as f64, 1.0, (40.0 + jitter).ln_1p(), 0.05]);
-            push("bob", "user", hour, [0.0, 2.0 + (hour % 2) as f64, (300.0 + 10.0 * jitter).ln_1p(), 0.6]);
-            push("carol", "user", hour, [0.0, 1.0, (5.0 + jitter).ln_1p(), 0.0]);
+            push(
+                "alice",
+                "user",
+                hour,
+                [(hour % 3) as f64, 1.0, (40.0 + jitter).ln_1p(), 0.05],
+            );
+            push(
+                "bob",
+                "user",
+                hour,
+                [
+                    0.0,
+                    2.0 + (hour % 2) as f64,
+                    (300.0 + 10.0 * jitter).ln_1p(),
+                    0.6,
+                ],
+            );
+            push(
+                "carol",
+                "user",
+                hour,
+                [0.0, 1.0, (5.0 + jitter).ln_1p(), 0.0],
+            );
             push("node-1", "node", hour, [0.0, 30.0, 9.0, 0.9]);
         }
         for (offset, (identity, row)) in extra.iter().enumerate() {
@@ -456,8 +569,16 @@ pub(crate) mod tests {
     }
 
     pub fn range() -> FeatureRange {
-        let start = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("time");
-        FeatureRange { start, end: start + Duration::hours(100), window: Duration::hours(1), lookback: Duration::days(14) }
+        let start = Utc
+            .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+            .single()
+            .expect("time");
+        FeatureRange {
+            start,
+            end: start + Duration::hours(100),
+            window: Duration::hours(1),
+            lookback: Duration::days(14),
+        }
     }
 
     fn registry(artifact: ModelArtifact) -> ModelRegistry {
@@ -466,11 +587,23 @@ pub(crate) mod tests {
 
     #[test]
     fn learns_profiles_and_flags_only_the_odd_window() {
-        let artifact = train_model(&spec("kind = \"kmeans\"\nk_range = [2, 4]"), &table(&[]), &range(), &[])
-            .expect("trains");
-        assert_eq!(artifact.training.windows, 300, "the node's rows are not the spec's");
+        let artifact = train_model(
+            &spec("kind = \"kmeans\"\nk_range = [2, 4]"),
+            &table(&[]),
+            &range(),
+            &[],
+        )
+        .expect("trains");
+        assert_eq!(
+            artifact.training.windows, 300,
+            "the node's rows are not the spec's"
+        );
         assert_eq!(artifact.identities.len(), 3);
-        let alice = artifact.identities.iter().find(|profile| profile.identity == "alice").expect("alice");
+        let alice = artifact
+            .identities
+            .iter()
+            .find(|profile| profile.identity == "alice")
+            .expect("alice");
         assert_eq!(alice.feature_ranges[0], [0.0, 2.0]);
         artifact.validate().expect("consistent artifact");
 
@@ -485,13 +618,33 @@ pub(crate) mod tests {
         let anomaly = &anomalies[0];
         assert_eq!(anomaly.identity, "alice");
         assert_eq!(anomaly.detector, "model.people");
-        assert!(anomaly.reasons.iter().any(|reason| reason == "read 41 secrets; usual 0-2"), "{:?}", anomaly.reasons);
-        assert!(anomaly.reasons.iter().any(|reason| reason == "touched 7 namespaces; usual 1"), "{:?}", anomaly.reasons);
+        assert!(
+            anomaly
+                .reasons
+                .iter()
+                .any(|reason| reason == "read 41 secrets; usual 0-2"),
+            "{:?}",
+            anomaly.reasons
+        );
+        assert!(
+            anomaly
+                .reasons
+                .iter()
+                .any(|reason| reason == "touched 7 namespaces; usual 1"),
+            "{:?}",
+            anomaly.reasons
+        );
     }
 
     #[test]
     fn an_identity_judged_by_its_own_archetypes() {
-        let artifact = train_model(&spec("kind = \"kmeans\"\nk = 3"), &table(&[]), &range(), &[]).expect("trains");
+        let artifact = train_model(
+            &spec("kind = \"kmeans\"\nk = 3"),
+            &table(&[]),
+            &range(),
+            &[],
+        )
+        .expect("trains");
         let registry = registry(artifact);
         // carol behaving exactly like bob: usual for the population, not for her.
         let odd = table(&[("carol", [0.0, 3.0, 340f64.ln_1p(), 0.6])]);
@@ -511,41 +664,72 @@ pub(crate) mod tests {
             start: attack_key.window_start,
             end: attack_key.window_end,
         }];
-        let artifact = train_model(&spec("kind = \"kmeans\"\nk = 3"), &features, &range(), &excluded).expect("trains");
+        let artifact = train_model(
+            &spec("kind = \"kmeans\"\nk = 3"),
+            &features,
+            &range(),
+            &excluded,
+        )
+        .expect("trains");
         assert_eq!(artifact.training.excluded_windows, 1);
         let registry = registry(artifact);
-        assert_eq!(score_windows(&registry, &features).len(), 1, "the attack stays anomalous");
+        assert_eq!(
+            score_windows(&registry, &features).len(),
+            1,
+            "the attack stays anomalous"
+        );
         // Trained with it, the attack is "usual" for alice and nothing fires.
-        let polluted = train_model(&spec("kind = \"kmeans\"\nk = 3"), &features, &range(), &[]).expect("trains");
-        let alice = polluted.identities.iter().find(|profile| profile.identity == "alice").expect("alice");
-        assert_eq!(alice.feature_ranges[0][1], 2.0, "2.5-97.5 percentiles keep one outlier out of the range");
+        let polluted = train_model(&spec("kind = \"kmeans\"\nk = 3"), &features, &range(), &[])
+            .expect("trains");
+        let alice = polluted
+            .identities
+            .iter()
+            .find(|profile| profile.identity == "alice")
+            .expect("alice");
+        assert_eq!(
+            alice.feature_ranges[0][1], 2.0,
+            "2.5-97.5 percentiles keep one outlier out of the range"
+        );
     }
 
     #[test]
     fn gmm_and_dbscan_train_and_score() {
-        for algorithm in ["kind = \"gmm\"\nk = 3", "kind = \"dbscan\"\nmin_points = 4\nradius = 1.0"] {
-            let artifact = train_model(&spec(algorithm), &table(&[]), &range(), &[]).expect(algorithm);
+        for algorithm in [
+            "kind = \"gmm\"\nk = 3",
+            "kind = \"dbscan\"\nmin_points = 4\nradius = 1.0",
+        ] {
+            let artifact =
+                train_model(&spec(algorithm), &table(&[]), &range(), &[]).expect(algorithm);
             assert!(!artifact.archetypes.is_empty(), "{algorithm}");
             let registry = registry(artifact);
             let odd = table(&[("alice", [41.0, 7.0, 45f64.ln_1p(), 0.05])]);
             let anomalies = score_windows(&registry, &odd);
-            assert!(anomalies.iter().any(|anomaly| anomaly.identity == "alice"), "{algorithm}: {anomalies:#?}");
+            assert!(
+                anomalies.iter().any(|anomaly| anomaly.identity == "alice"),
+                "{algorithm}: {anomalies:#?}"
+            );
         }
     }
 
     #[test]
     fn too_little_data_is_an_error_not_a_panic() {
         let empty = FeatureTable::empty(NAMES.map(String::from).to_vec());
-        let error = train_model(&spec("kind = \"kmeans\"\nk = 2"), &empty, &range(), &[]).expect_err("no rows");
+        let error = train_model(&spec("kind = \"kmeans\"\nk = 2"), &empty, &range(), &[])
+            .expect_err("no rows");
         assert!(matches!(error, ModelError::NotEnoughData { .. }), "{error}");
         assert!(error.to_string().contains("0 feature windows"), "{error}");
         // One window of one identity with one event.
-        let one = table(&[]).filter(|key| key.identity == "alice" && key.window_start == range().start);
-        let error = train_model(&spec("kind = \"kmeans\"\nk = 2"), &one, &range(), &[]).expect_err("one row");
+        let one =
+            table(&[]).filter(|key| key.identity == "alice" && key.window_start == range().start);
+        let error = train_model(&spec("kind = \"kmeans\"\nk = 2"), &one, &range(), &[])
+            .expect_err("one row");
         assert!(matches!(error, ModelError::NotEnoughData { .. }), "{error}");
         // Two rows: trains a k = 2 model without profiles, and scores without panicking.
-        let two = table(&[]).filter(|key| key.identity == "alice" && key.window_start < range().start + Duration::hours(2));
-        let artifact = train_model(&spec("kind = \"kmeans\"\nk = 2"), &two, &range(), &[]).expect("two rows");
+        let two = table(&[]).filter(|key| {
+            key.identity == "alice" && key.window_start < range().start + Duration::hours(2)
+        });
+        let artifact =
+            train_model(&spec("kind = \"kmeans\"\nk = 2"), &two, &range(), &[]).expect("two rows");
         assert!(artifact.identities.is_empty());
         let _ = score_windows(&registry(artifact), &table(&[]));
     }
@@ -554,8 +738,15 @@ pub(crate) mod tests {
     fn constant_and_nan_features_do_not_break_training() {
         let mut features = table(&[]);
         features.values.column_mut(3).fill(0.25);
-        let artifact = train_model(&spec("kind = \"kmeans\"\nk = 2"), &features, &range(), &[]).expect("trains");
-        assert!(artifact.scaler.scale.iter().all(|scale| scale.is_finite() && *scale > 0.0));
+        let artifact = train_model(&spec("kind = \"kmeans\"\nk = 2"), &features, &range(), &[])
+            .expect("trains");
+        assert!(
+            artifact
+                .scaler
+                .scale
+                .iter()
+                .all(|scale| scale.is_finite() && *scale > 0.0)
+        );
         // NaN reaching the scorer directly (not through FeatureTable::from_batches).
         let mut broken = table(&[("alice", [f64::NAN, f64::INFINITY, 1.0, 0.0])]);
         broken.values[[0, 0]] = f64::NAN;
