@@ -136,7 +136,7 @@ fn score_one(
         }
         let [low, high] = ranges[feature];
         let value = raw[feature];
-        let outside = value < low - 1e-9 || value > high + 1e-9;
+        let outside = !(low - 1e-9..=high + 1e-9).contains(&value);
         if !outside && !reasons.is_empty() {
             continue;
         }

@@ -274,13 +274,13 @@ impl ModelSpec {
                 spec.usual_share
             )));
         }
-        if spec.window_minutes < 1 || spec.window_minutes > 24 * 60 {
+        if !(1..=24 * 60).contains(&spec.window_minutes) {
             return Err(invalid(format!(
                 "window_minutes {} must be 1 to 1440",
                 spec.window_minutes
             )));
         }
-        if spec.lookback_days < 1 || spec.lookback_days > 366 {
+        if !(1..=366).contains(&spec.lookback_days) {
             return Err(invalid(format!(
                 "lookback_days {} must be 1 to 366",
                 spec.lookback_days
