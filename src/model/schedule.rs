@@ -46,7 +46,7 @@ impl Schedule {
                     .and_then(|time| time.with_nanosecond(0))
                     .unwrap_or(now);
                 let mut next = top_of_hour + Duration::hours(1);
-                while next.hour() % hours != 0 {
+                while !next.hour().is_multiple_of(hours) {
                     next += Duration::hours(1);
                 }
                 next
