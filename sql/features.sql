@@ -71,8 +71,10 @@ cells AS (
         cluster,
         username AS identity,
         identity_kind,
-        (epoch_us(ts) - epoch_us(CAST(range_start AS TIMESTAMP)))
-            // (CAST(window_seconds AS BIGINT) * 1000000) AS window_index,
+        -- floor, not `//`: integer division truncates toward zero and would
+        -- fold the hour before range_start into the first window.
+        CAST(floor((epoch_us(ts) - epoch_us(CAST(range_start AS TIMESTAMP)))
+            / (CAST(window_seconds AS BIGINT) * 1000000.0)) AS BIGINT) AS window_index,
         verb, api_group, resource, subresource, namespace, source_ip, user_agent,
         (response_code IN (401, 403) OR decision = 'forbid') AS denied,
         coalesce(response_code >= 500, false) AS server_error,
