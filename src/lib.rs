@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod detect;
 pub mod ingest;
 pub mod metrics;
+pub mod model;
 pub mod rbac;
 pub mod report;
 pub mod simulate;

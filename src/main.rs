@@ -55,6 +55,8 @@ enum Command {
     /// Serve only the gRPC API over a data folder (development and tests).
     #[command(hide = true)]
     ApiServe(auditlens::api::cli::ApiServeArgs),
+    /// Train the per-identity behaviour models on stored history.
+    Train(auditlens::model::TrainArgs),
 }
 
 #[derive(clap::Args)]
@@ -150,6 +152,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Investigate(args) => auditlens::api::cli::run_investigate(args, &global)?,
         Command::Shell(args) => auditlens::api::cli::run_shell(args, &global)?,
         Command::ApiServe(args) => auditlens::api::cli::run_api_serve(args, &global)?,
+        Command::Train(args) => auditlens::model::run(args, &global)?,
     }
     Ok(())
 }
