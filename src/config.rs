@@ -114,6 +114,8 @@ pub struct StoreConfig {
     pub retention_days: u32,
     /// A closed hour with more than this many parts is compacted into one.
     pub compact_min_parts: usize,
+    /// How often the daemon considers compaction and retention.
+    pub maintenance_interval_ms: u64,
     /// Request/response objects are stored raw only for these resources
     /// (`group/resource` or `resource` for the core group; `*` within a group).
     pub keep_objects: Vec<String>,
@@ -132,6 +134,7 @@ impl Default for StoreConfig {
             zstd_level: 1,
             retention_days: 90,
             compact_min_parts: 4,
+            maintenance_interval_ms: 300_000,
             keep_objects: vec![
                 "rbac.authorization.k8s.io/*".to_string(),
                 "admissionregistration.k8s.io/*".to_string(),

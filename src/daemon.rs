@@ -64,6 +64,7 @@ pub fn run_serve(args: &ServeArgs, global: &GlobalOptions, mut config: Config) -
     let setup = crate::ingest::prepare(&global.data_dir, &config, true)?;
     let crate::ingest::IngestSetup { lock, catalog, recovery, settings } = setup;
     let stats = Arc::new(IngestStats::default());
+    stats.record_corrupt_parts(&recovery.corrupt_parts);
     let tracker = SourceTracker::from_checkpoints(&recovery.checkpoints);
     let mut tailer = Tailer::new(config.ingest.dir.clone(), &config.ingest.glob, config.ingest.partial_line_grace(), tracker)
         .map_err(IngestError::Config)?;
