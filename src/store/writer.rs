@@ -140,7 +140,7 @@ impl PartWriter {
             .map_err(|error| StoreError::Invalid(format!("serializing part metadata: {error}")))?;
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.zstd_level).unwrap_or_default()))
-            .set_max_row_group_size(self.row_group_rows)
+            .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_key_value_metadata(Some(vec![KeyValue::new(PART_METADATA_KEY.to_string(), metadata_json)]))
             .set_created_by(format!("auditlens {}", env!("CARGO_PKG_VERSION")))
