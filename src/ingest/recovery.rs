@@ -39,8 +39,8 @@ pub struct Recovery {
     pub orphans_removed: usize,
     pub replaced_removed: usize,
     pub temporary_removed: usize,
-    /// Committed parts whose footer cannot be read, still in place;
-    /// [`repair_corrupt_parts`] moves them aside and re-reads their rows.
+    /// Committed parts whose footer cannot be read (their original paths;
+    /// already moved to `data/corrupt/`): [`repair_corrupt_parts`] re-reads their rows.
     pub unreadable_parts: Vec<PathBuf>,
     pub checkpoints_rebuilt: bool,
     /// What [`repair_corrupt_parts`] did, one entry per corrupt part.
@@ -115,8 +115,10 @@ pub fn recover(data_dir: &Path) -> Result<Recovery> {
     // before it was moved aside) only needs moving aside.
     let mut still_unreadable = Vec::new();
     for path in std::mem::take(&mut recovery.unreadable_parts) {
+        // Moved aside now, before anything opens the catalog: its views read
+        // every part, and one corrupt part makes them fail.
+        move_aside(data_dir, &path)?;
         if replaced.contains(&part_id_of_path(&path)) {
-            move_aside(data_dir, &path)?;
             recovery.replaced_removed += 1;
         } else {
             still_unreadable.push(path);
@@ -327,7 +329,8 @@ pub fn repair_corrupt_parts(data_dir: &Path, recovery: &mut Recovery, catalog: &
             Checkpointer::new(data_dir).store(&recovery.checkpoints)?;
             recovery.parts.extend(written);
         }
-        let moved_to = move_aside(data_dir, &path)?;
+        let events_dir = crate::store::views::events_dir(data_dir);
+        let moved_to = data_dir.join("corrupt").join(path.strip_prefix(&events_dir).unwrap_or(&path));
         let reason = match &problem {
             None => "corrupt; re-read from its source".to_string(),
             Some(problem) => format!("corrupt; {problem}"),
