@@ -19,11 +19,51 @@ fn stream(count: usize) -> Vec<AuditEvent> {
         let ts = start + index as i64 * 20_000; // 50 events/s
         let time = auditlens::audit::format_rfc3339_micros(ts);
         let (user, verb, resource, namespace, ip, agent, object) = match index % 20 {
-            0..=5 => (format!("system:node:worker-{}", index % 12), "update", "leases", "kube-node-lease", format!("10.0.1.{}", index % 12), "kubelet/v1.30.1", None),
-            6..=8 => ("system:kube-controller-manager".to_string(), "get", "endpoints", "default", "10.0.0.2".to_string(), "kube-controller-manager/v1.30.1", None),
-            9..=12 => (format!("system:serviceaccount:app-{}:web", index % 15), "get", "configmaps", "app", format!("10.244.{}.7", index % 9), "web/1.0 client-go", None),
-            13 => (format!("system:serviceaccount:app-{}:web", index % 15), "get", "secrets", "app", format!("10.244.{}.7", index % 9), "web/1.0 client-go", None),
-            14..=17 => (format!("user{}@example.com", index % 30), "list", "pods", "dev", format!("203.0.113.{}", index % 30), "kubectl/v1.30.1 (linux/amd64)", None),
+            0..=5 => (
+                format!("system:node:worker-{}", index % 12),
+                "update",
+                "leases",
+                "kube-node-lease",
+                format!("10.0.1.{}", index % 12),
+                "kubelet/v1.30.1",
+                None,
+            ),
+            6..=8 => (
+                "system:kube-controller-manager".to_string(),
+                "get",
+                "endpoints",
+                "default",
+                "10.0.0.2".to_string(),
+                "kube-controller-manager/v1.30.1",
+                None,
+            ),
+            9..=12 => (
+                format!("system:serviceaccount:app-{}:web", index % 15),
+                "get",
+                "configmaps",
+                "app",
+                format!("10.244.{}.7", index % 9),
+                "web/1.0 client-go",
+                None,
+            ),
+            13 => (
+                format!("system:serviceaccount:app-{}:web", index % 15),
+                "get",
+                "secrets",
+                "app",
+                format!("10.244.{}.7", index % 9),
+                "web/1.0 client-go",
+                None,
+            ),
+            14..=17 => (
+                format!("user{}@example.com", index % 30),
+                "list",
+                "pods",
+                "dev",
+                format!("203.0.113.{}", index % 30),
+                "kubectl/v1.30.1 (linux/amd64)",
+                None,
+            ),
             18 => (
                 "alice@example.com".to_string(),
                 "create",
@@ -31,7 +71,9 @@ fn stream(count: usize) -> Vec<AuditEvent> {
                 "dev",
                 "203.0.113.5".to_string(),
                 "kubectl/v1.30.1",
-                Some(json!({"kind": "Pod", "spec": {"containers": [{"name": "c", "image": "nginx", "securityContext": {"privileged": index % 400 == 18}}]}})),
+                Some(
+                    json!({"kind": "Pod", "spec": {"containers": [{"name": "c", "image": "nginx", "securityContext": {"privileged": index % 400 == 18}}]}}),
+                ),
             ),
             _ => (
                 "platform@example.com".to_string(),
@@ -40,10 +82,18 @@ fn stream(count: usize) -> Vec<AuditEvent> {
                 "dev",
                 "203.0.113.9".to_string(),
                 "kubectl/v1.30.1",
-                Some(json!({"kind": "Role", "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]})),
+                Some(
+                    json!({"kind": "Role", "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}),
+                ),
             ),
         };
-        let group = if resource == "roles" { "rbac.authorization.k8s.io" } else if resource == "leases" { "coordination.k8s.io" } else { "" };
+        let group = if resource == "roles" {
+            "rbac.authorization.k8s.io"
+        } else if resource == "leases" {
+            "coordination.k8s.io"
+        } else {
+            ""
+        };
         for stage in ["RequestReceived", "ResponseComplete"] {
             let mut value = json!({
                 "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": format!("bench-{index}"),
@@ -59,7 +109,8 @@ fn stream(count: usize) -> Vec<AuditEvent> {
                 value["requestObject"] = object.clone();
                 value["level"] = json!("RequestResponse");
             }
-            events.push(AuditEvent::decode(value.to_string().as_bytes()).expect("valid bench event"));
+            events
+                .push(AuditEvent::decode(value.to_string().as_bytes()).expect("valid bench event"));
         }
     }
     events

@@ -120,6 +120,8 @@ pub struct StoreConfig {
     pub retention_days: u32,
     /// A closed hour with more than this many parts is compacted into one.
     pub compact_min_parts: usize,
+    /// How often the daemon considers compaction and retention.
+    pub maintenance_interval_ms: u64,
     /// Request/response objects are stored raw only for these resources
     /// (`group/resource` or `resource` for the core group; `*` within a group).
     pub keep_objects: Vec<String>,
@@ -138,6 +140,7 @@ impl Default for StoreConfig {
             zstd_level: 1,
             retention_days: 90,
             compact_min_parts: 4,
+            maintenance_interval_ms: 300_000,
             keep_objects: vec![
                 "rbac.authorization.k8s.io/*".to_string(),
                 "admissionregistration.k8s.io/*".to_string(),
@@ -227,8 +230,12 @@ impl Config {
                 "ingest.max_line_bytes must be at least 1024".into(),
             ));
         }
-        self.report.schedule_time().map_err(|error| ConfigError::Invalid(error.to_string()))?;
-        self.alerts.validate().map_err(|error| ConfigError::Invalid(error.to_string()))?;
+        self.report
+            .schedule_time()
+            .map_err(|error| ConfigError::Invalid(error.to_string()))?;
+        self.alerts
+            .validate()
+            .map_err(|error| ConfigError::Invalid(error.to_string()))?;
         Ok(())
     }
 }

@@ -60,28 +60,49 @@ impl StopSignal {
     }
 }
 
-pub fn run_serve(args: &ServeArgs, global: &GlobalOptions, mut config: Config) -> Result<(), DaemonError> {
+pub fn run_serve(
+    args: &ServeArgs,
+    global: &GlobalOptions,
+    mut config: Config,
+) -> Result<(), DaemonError> {
     if let Some(directory) = &args.audit_dir {
         config.ingest.dir = directory.clone();
     }
     if let Some(listen) = &args.metrics_listen {
         config.api.metrics_listen = listen.clone();
     }
-    let mut api_config: ApiConfig = args.server.to_config().map_err(|error| DaemonError::Runtime(error.to_string()))?;
+    let mut api_config: ApiConfig = args
+        .server
+        .to_config()
+        .map_err(|error| DaemonError::Runtime(error.to_string()))?;
     // The flag's default gives way to the config file's address.
-    if args.server.grpc_listen.to_string() == "127.0.0.1:50051" && config.api.grpc_listen != "127.0.0.1:50051" {
-        api_config.listen = config
-            .api
-            .grpc_listen
-            .parse()
-            .map_err(|error| DaemonError::Runtime(format!("api.grpc_listen {:?}: {error}", config.api.grpc_listen)))?;
+    if args.server.grpc_listen.to_string() == "127.0.0.1:50051"
+        && config.api.grpc_listen != "127.0.0.1:50051"
+    {
+        api_config.listen = config.api.grpc_listen.parse().map_err(|error| {
+            DaemonError::Runtime(format!(
+                "api.grpc_listen {:?}: {error}",
+                config.api.grpc_listen
+            ))
+        })?;
     }
     let setup = crate::ingest::prepare(&global.data_dir, &config, true)?;
-    let crate::ingest::IngestSetup { lock, catalog, recovery, settings } = setup;
+    let crate::ingest::IngestSetup {
+        lock,
+        catalog,
+        recovery,
+        settings,
+    } = setup;
     let stats = Arc::new(IngestStats::default());
+    stats.record_corrupt_parts(&recovery.corrupt_parts);
     let tracker = SourceTracker::from_checkpoints(&recovery.checkpoints);
-    let mut tailer = Tailer::new(config.ingest.dir.clone(), &config.ingest.glob, config.ingest.partial_line_grace(), tracker)
-        .map_err(IngestError::Config)?;
+    let mut tailer = Tailer::new(
+        config.ingest.dir.clone(),
+        &config.ingest.glob,
+        config.ingest.partial_line_grace(),
+        tracker,
+    )
+    .map_err(IngestError::Config)?;
     let stop = StopSignal::default();
     let store_error = |error: crate::store::StoreError| DaemonError::Runtime(error.to_string());
     let detection_connection = catalog.connection().map_err(store_error)?;
@@ -120,12 +141,22 @@ pub fn run_serve(args: &ServeArgs, global: &GlobalOptions, mut config: Config) -
         catalog: Some(Mutex::new(metrics_connection)),
         ready: ready.clone(),
     });
-    match crate::metrics::start(runtime.handle(), &config.api.metrics_listen, metrics_state, shutdown_future(serving_stopped.clone())) {
+    match crate::metrics::start(
+        runtime.handle(),
+        &config.api.metrics_listen,
+        metrics_state,
+        shutdown_future(serving_stopped.clone()),
+    ) {
         Ok((address, _task)) => {
             tracing::info!(%address, "metrics listening");
             eprintln!("auditlens: metrics on http://{address}/metrics");
         }
-        Err(error) => return Err(DaemonError::Runtime(format!("metrics listen {}: {error}", config.api.metrics_listen))),
+        Err(error) => {
+            return Err(DaemonError::Runtime(format!(
+                "metrics listen {}: {error}",
+                config.api.metrics_listen
+            )));
+        }
     }
 
     // gRPC API.
@@ -150,7 +181,9 @@ pub fn run_serve(args: &ServeArgs, global: &GlobalOptions, mut config: Config) -
         let alert_wake = alert_wake.clone();
         std::thread::Builder::new()
             .name("auditlens-detect".into())
-            .spawn(move || run_detection(events, detection_connection, cluster, broadcast, alert_wake))
+            .spawn(move || {
+                run_detection(events, detection_connection, cluster, broadcast, alert_wake)
+            })
             .map_err(|error| DaemonError::Runtime(format!("starting detection: {error}")))?
     };
 
@@ -162,13 +195,31 @@ pub fn run_serve(args: &ServeArgs, global: &GlobalOptions, mut config: Config) -
         let metrics = metrics.clone();
         std::thread::Builder::new()
             .name("auditlens-alerts".into())
-            .spawn(move || run_alerts(alerts_connection, alerts_config, metrics, running, alert_woken))
+            .spawn(move || {
+                run_alerts(
+                    alerts_connection,
+                    alerts_config,
+                    metrics,
+                    running,
+                    alert_woken,
+                )
+            })
             .map_err(|error| DaemonError::Runtime(format!("starting alert delivery: {error}")))?
     };
 
-    let mut pipeline = Pipeline::start(settings, recovery.checkpoints, Some(catalog), stats.clone(), Some(events_sender));
+    let mut pipeline = Pipeline::start(
+        settings,
+        recovery.checkpoints,
+        Some(catalog),
+        stats.clone(),
+        Some(events_sender),
+    );
     tracing::info!(dir = %config.ingest.dir.display(), data = %global.data_dir.display(), cluster = %config.cluster, "auditlens serving");
-    eprintln!("auditlens: watching {} → {}", config.ingest.dir.display(), global.data_dir.display());
+    eprintln!(
+        "auditlens: watching {} → {}",
+        config.ingest.dir.display(),
+        global.data_dir.display()
+    );
 
     // The reader loop runs on this thread: notify wakes it early, the scan is the truth.
     let (wake_sender, wake) = crossbeam_channel::bounded::<()>(1);
@@ -198,7 +249,8 @@ pub fn run_serve(args: &ServeArgs, global: &GlobalOptions, mut config: Config) -
     let _ = alerts.join();
     // 6. Stop serving.
     let _ = serving_stop.send(true);
-    let _ = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), api_task).await });
+    let _ =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), api_task).await });
     runtime.shutdown_timeout(Duration::from_secs(5));
     drop(lock);
     eprintln!("auditlens: stopped cleanly");
@@ -325,7 +377,10 @@ async fn wait_for_shutdown(run_for_seconds: Option<u64>) {
             None => std::future::pending::<()>().await,
         }
     };
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL only");
         timer.await;
         return;
@@ -348,7 +403,11 @@ struct FolderWatcher {
 
 impl FolderWatcher {
     fn new(directory: PathBuf, wake: crossbeam_channel::Sender<()>) -> FolderWatcher {
-        FolderWatcher { directory, wake, watcher: None }
+        FolderWatcher {
+            directory,
+            wake,
+            watcher: None,
+        }
     }
 
     fn ensure_watching(&mut self) {
@@ -362,11 +421,17 @@ impl FolderWatcher {
             let _ = wake.try_send(());
         });
         match created {
-            Ok(mut watcher) => match watcher.watch(&self.directory, notify::RecursiveMode::NonRecursive) {
-                Ok(()) => self.watcher = Some(watcher),
-                Err(error) => tracing::debug!(%error, "file watching unavailable; relying on the periodic scan"),
-            },
-            Err(error) => tracing::debug!(%error, "file watching unavailable; relying on the periodic scan"),
+            Ok(mut watcher) => {
+                match watcher.watch(&self.directory, notify::RecursiveMode::NonRecursive) {
+                    Ok(()) => self.watcher = Some(watcher),
+                    Err(error) => {
+                        tracing::debug!(%error, "file watching unavailable; relying on the periodic scan")
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "file watching unavailable; relying on the periodic scan")
+            }
         }
     }
 }

@@ -117,7 +117,10 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!("warning: could not read {}", path.display());
             }
             for (path, error) in &summary.damaged {
-                eprintln!("warning: {} is damaged ({error}); stored what it held", path.display());
+                eprintln!(
+                    "warning: {} is damaged ({error}); stored what it held",
+                    path.display()
+                );
             }
             if summary.quarantined > 0 {
                 eprintln!(
@@ -128,8 +131,13 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Sql(args) => {
-            let batches = auditlens::store::local_query::run_query(&global.data_dir, &args.statement).context("query failed")?;
-            print!("{}", auditlens::store::local_query::render(&batches, args.format)?);
+            let batches =
+                auditlens::store::local_query::run_query(&global.data_dir, &args.statement)
+                    .context("query failed")?;
+            print!(
+                "{}",
+                auditlens::store::local_query::render(&batches, args.format)?
+            );
             if args.format == auditlens::store::local_query::OutputFormat::Table {
                 println!();
             }

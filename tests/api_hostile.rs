@@ -40,11 +40,23 @@ const HOSTILE: &[(&str, Code)] = &[
         DENIED,
     ),
     // Data-modifying WITH clauses parse as SELECT statements in DuckDB.
-    ("WITH gone AS (DELETE FROM events RETURNING *) SELECT * FROM gone", DENIED),
-    ("WITH added AS (INSERT INTO events SELECT * FROM events RETURNING *) SELECT count(*) FROM added", DENIED),
-    ("SELECT * FROM (WITH changed AS (UPDATE events SET verb = 'x' RETURNING *) SELECT * FROM changed)", DENIED),
+    (
+        "WITH gone AS (DELETE FROM events RETURNING *) SELECT * FROM gone",
+        DENIED,
+    ),
+    (
+        "WITH added AS (INSERT INTO events SELECT * FROM events RETURNING *) SELECT count(*) FROM added",
+        DENIED,
+    ),
+    (
+        "SELECT * FROM (WITH changed AS (UPDATE events SET verb = 'x' RETURNING *) SELECT * FROM changed)",
+        DENIED,
+    ),
     // Statements smuggled through query(): DuckDB's own parser refuses them.
-    ("SELECT * FROM query('COPY (SELECT 1) TO ''{outside}/smuggled.csv''')", INVALID),
+    (
+        "SELECT * FROM query('COPY (SELECT 1) TO ''{outside}/smuggled.csv''')",
+        INVALID,
+    ),
     ("SELECT * FROM query('SELECT 1; SELECT 2')", INVALID),
     // Other databases and extensions.
     ("ATTACH '{outside}/other.duckdb' AS other", DENIED),

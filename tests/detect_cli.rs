@@ -31,15 +31,25 @@ struct Row {
 }
 
 fn literal(value: Option<&str>) -> String {
-    value.map(sql_string_literal).unwrap_or_else(|| "NULL".into())
+    value
+        .map(sql_string_literal)
+        .unwrap_or_else(|| "NULL".into())
 }
 
 fn write_parts(data_dir: &Path, rows: &[Row]) {
     let connection = duckdb::Connection::open_in_memory().expect("duckdb");
-    let columns: Vec<String> = duckdb_column_types().into_iter().map(|(name, sql_type)| format!("{name} {sql_type}")).collect();
-    connection.execute_batch(&format!("CREATE TABLE e ({})", columns.join(", "))).expect("table");
+    let columns: Vec<String> = duckdb_column_types()
+        .into_iter()
+        .map(|(name, sql_type)| format!("{name} {sql_type}"))
+        .collect();
+    connection
+        .execute_batch(&format!("CREATE TABLE e ({})", columns.join(", ")))
+        .expect("table");
     for (index, row) in rows.iter().enumerate() {
-        let sa = row.username.strip_prefix("system:serviceaccount:").and_then(|rest| rest.split_once(':'));
+        let sa = row
+            .username
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|rest| rest.split_once(':'));
         for stage in ["RequestReceived", "ResponseComplete"] {
             let values = [
                 format!("make_timestamp({})", row.ts),
@@ -64,22 +74,39 @@ fn write_parts(data_dir: &Path, rows: &[Row]) {
                 "NULL".into(),
                 literal(row.namespace),
                 literal(row.name.as_deref()),
-                if stage == "RequestReceived" { "NULL".into() } else { row.code.to_string() },
+                if stage == "RequestReceived" {
+                    "NULL".into()
+                } else {
+                    row.code.to_string()
+                },
                 "NULL".into(),
-                if row.code == 403 { "'forbid'".into() } else { "'allow'".into() },
+                if row.code == 403 {
+                    "'forbid'".into()
+                } else {
+                    "'allow'".into()
+                },
                 "''".into(),
                 "'{}'".into(),
-                literal(row.request_object.as_deref().filter(|_| stage == "ResponseComplete")),
+                literal(
+                    row.request_object
+                        .as_deref()
+                        .filter(|_| stage == "ResponseComplete"),
+                ),
                 "NULL".into(),
                 "'audit.log'".into(),
                 "'fingerprint'".into(),
                 (index * 2).to_string(),
             ];
-            connection.execute_batch(&format!("INSERT INTO e VALUES ({})", values.join(", "))).expect("insert");
+            connection
+                .execute_batch(&format!("INSERT INTO e VALUES ({})", values.join(", ")))
+                .expect("insert");
         }
     }
     for day in 0..4 {
-        let date = chrono::DateTime::from_timestamp_micros(START + day * DAY).expect("date").format("%Y-%m-%d").to_string();
+        let date = chrono::DateTime::from_timestamp_micros(START + day * DAY)
+            .expect("date")
+            .format("%Y-%m-%d")
+            .to_string();
         let dir = data_dir.join(format!("events/cluster=default/date={date}/hour=00"));
         std::fs::create_dir_all(&dir).expect("partition dir");
         let path = dir.join("part-test.parquet");
@@ -177,7 +204,11 @@ fn auditlens(data_dir: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("run auditlens");
-    assert!(output.status.success(), "auditlens {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "auditlens {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).expect("UTF-8 output")
 }
 
@@ -187,9 +218,24 @@ fn detect_prints_the_contract_and_eval_scores_it() {
     write_parts(data.path(), &history());
     let since = "2026-11-23T00:00:00Z";
     let output = auditlens(data.path(), &["detect", "--since", since]);
-    let anomalies: Vec<serde_json::Value> =
-        output.lines().map(|line| serde_json::from_str(line).expect("one JSON object per line")).collect();
-    let fields = ["id", "detector", "kind", "identity", "cluster", "window_start", "window_end", "severity", "score", "title", "reasons", "evidence_audit_ids"];
+    let anomalies: Vec<serde_json::Value> = output
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    let fields = [
+        "id",
+        "detector",
+        "kind",
+        "identity",
+        "cluster",
+        "window_start",
+        "window_end",
+        "severity",
+        "score",
+        "title",
+        "reasons",
+        "evidence_audit_ids",
+    ];
     for anomaly in &anomalies {
         let object = anomaly.as_object().expect("object");
         let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
@@ -198,14 +244,29 @@ fn detect_prints_the_contract_and_eval_scores_it() {
         expected.sort_unstable();
         assert_eq!(keys, expected);
         let start = anomaly["window_start"].as_str().expect("time");
-        assert!(start.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(start).is_ok(), "{start}");
+        assert!(
+            start.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(start).is_ok(),
+            "{start}"
+        );
     }
-    let wildcard = anomalies.iter().find(|anomaly| anomaly["detector"] == "rbac.wildcard_grant").expect("wildcard rule fired");
+    let wildcard = anomalies
+        .iter()
+        .find(|anomaly| anomaly["detector"] == "rbac.wildcard_grant")
+        .expect("wildcard rule fired");
     assert_eq!(wildcard["identity"], "mallory@example.com");
     assert_eq!(wildcard["evidence_audit_ids"][0], "attack-role");
-    let novelty = anomalies.iter().find(|anomaly| anomaly["kind"] == "novelty").expect("novelty fired");
+    let novelty = anomalies
+        .iter()
+        .find(|anomaly| anomaly["kind"] == "novelty")
+        .expect("novelty fired");
     assert_eq!(novelty["identity"], "system:serviceaccount:app:web");
-    assert!(novelty["evidence_audit_ids"].as_array().expect("list").iter().any(|id| id == "attack-token-0"));
+    assert!(
+        novelty["evidence_audit_ids"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|id| id == "attack-token-0")
+    );
     // Nothing else: alice and the service account's normal day are quiet.
     assert_eq!(anomalies.len(), 2, "{output}");
 
@@ -227,22 +288,46 @@ fn detect_prints_the_contract_and_eval_scores_it() {
     .expect("labels");
     let evaluation: serde_json::Value = serde_json::from_str(&auditlens(
         data.path(),
-        &["eval", "--since", since, "--labels", &labels.to_string_lossy(), "--format", "jsonl"],
+        &[
+            "eval",
+            "--since",
+            since,
+            "--labels",
+            &labels.to_string_lossy(),
+            "--format",
+            "jsonl",
+        ],
     ))
     .expect("evaluation JSON");
     assert_eq!(evaluation["attacks"], 2);
     assert_eq!(evaluation["recall"], 1.0);
     assert_eq!(evaluation["false_incidents"], 0);
-    let table = auditlens(data.path(), &["eval", "--since", since, "--labels", &labels.to_string_lossy()]);
-    assert!(table.contains("stolen_token") && table.contains("TOTAL"), "{table}");
+    let table = auditlens(
+        data.path(),
+        &[
+            "eval",
+            "--since",
+            since,
+            "--labels",
+            &labels.to_string_lossy(),
+        ],
+    );
+    assert!(
+        table.contains("stolen_token") && table.contains("TOTAL"),
+        "{table}"
+    );
 
     // --store records them once, grouped into incidents, however often it runs.
     auditlens(data.path(), &["detect", "--since", since, "--store"]);
     auditlens(data.path(), &["detect", "--since", since, "--store"]);
     let catalog = duckdb::Connection::open(data.path().join("catalog.duckdb")).expect("catalog");
-    let stored: i64 = catalog.query_row("SELECT count(*) FROM anomalies", [], |row| row.get(0)).expect("count");
+    let stored: i64 = catalog
+        .query_row("SELECT count(*) FROM anomalies", [], |row| row.get(0))
+        .expect("count");
     assert_eq!(stored, 2);
-    let incidents: i64 = catalog.query_row("SELECT count(*) FROM incidents", [], |row| row.get(0)).expect("count");
+    let incidents: i64 = catalog
+        .query_row("SELECT count(*) FROM incidents", [], |row| row.get(0))
+        .expect("count");
     assert_eq!(incidents, 2);
 }
 

@@ -25,7 +25,9 @@ impl IdentityPatterns {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        IdentityPatterns { patterns: patterns.into_iter().map(Into::into).collect() }
+        IdentityPatterns {
+            patterns: patterns.into_iter().map(Into::into).collect(),
+        }
     }
 
     /// The control plane and the controllers of kube-controller-manager,
@@ -67,7 +69,9 @@ impl IdentityPatterns {
     }
 
     pub fn matches(&self, username: &str) -> bool {
-        self.patterns.iter().any(|pattern| glob_matches(pattern, username))
+        self.patterns
+            .iter()
+            .any(|pattern| glob_matches(pattern, username))
     }
 
     pub fn extend(&mut self, other: &IdentityPatterns) {
@@ -112,8 +116,14 @@ mod tests {
     fn globs_match_like_shells() {
         assert!(glob_matches("system:node:*", "system:node:worker-1"));
         assert!(!glob_matches("system:node:*", "system:nodes"));
-        assert!(glob_matches("system:serviceaccount:kube-system:*-controller", "system:serviceaccount:kube-system:namespace-controller"));
-        assert!(!glob_matches("system:serviceaccount:kube-system:*-controller", "system:serviceaccount:kube-system:coredns"));
+        assert!(glob_matches(
+            "system:serviceaccount:kube-system:*-controller",
+            "system:serviceaccount:kube-system:namespace-controller"
+        ));
+        assert!(!glob_matches(
+            "system:serviceaccount:kube-system:*-controller",
+            "system:serviceaccount:kube-system:coredns"
+        ));
         assert!(glob_matches("exact", "exact"));
         assert!(!glob_matches("exact", "exactly"));
         assert!(glob_matches("*", ""));

@@ -139,7 +139,13 @@ pub fn stable_anomaly_id(
     first_evidence: Option<&str>,
 ) -> String {
     let mut key = String::with_capacity(128);
-    for part in [cluster, detector, identity, &window_start_micros.to_string(), first_evidence.unwrap_or("")] {
+    for part in [
+        cluster,
+        detector,
+        identity,
+        &window_start_micros.to_string(),
+        first_evidence.unwrap_or(""),
+    ] {
         key.push_str(part);
         key.push('\u{1f}');
     }

@@ -51,12 +51,19 @@ pub enum LabelError {
         source: std::io::Error,
     },
     #[error("{path}:{line}: {reason}")]
-    Invalid { path: String, line: usize, reason: String },
+    Invalid {
+        path: String,
+        line: usize,
+        reason: String,
+    },
 }
 
 /// Reads a labels file (JSON lines; blank lines ignored).
 pub fn read_labels(path: &Path) -> Result<Vec<Label>, LabelError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LabelError::Io { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LabelError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     let mut labels = Vec::new();
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -128,9 +135,10 @@ pub fn evaluate(labels: &[Label], anomalies: &[Anomaly], since: i64, until: i64)
     let mut attacks = Vec::new();
     let mut outside = 0;
     for label in labels {
-        let (Some(start), Some(end)) =
-            (crate::audit::parse_rfc3339_micros(&label.start), crate::audit::parse_rfc3339_micros(&label.end))
-        else {
+        let (Some(start), Some(end)) = (
+            crate::audit::parse_rfc3339_micros(&label.start),
+            crate::audit::parse_rfc3339_micros(&label.end),
+        ) else {
             outside += 1;
             continue;
         };
@@ -138,7 +146,11 @@ pub fn evaluate(labels: &[Label], anomalies: &[Anomaly], since: i64, until: i64)
             outside += 1;
             continue;
         }
-        attacks.push(Attack { label: label.clone(), start, end: end.max(start) });
+        attacks.push(Attack {
+            label: label.clone(),
+            start,
+            end: end.max(start),
+        });
     }
     let mut scenarios: BTreeMap<String, ScenarioScore> = BTreeMap::new();
     let mut useful: HashSet<usize> = HashSet::new();
@@ -147,26 +159,37 @@ pub fn evaluate(labels: &[Label], anomalies: &[Anomaly], since: i64, until: i64)
         let ids: HashSet<&str> = attack.label.audit_ids.iter().map(String::as_str).collect();
         let mut catchers: BTreeSet<String> = BTreeSet::new();
         for (index, anomaly) in anomalies.iter().enumerate() {
-            let by_evidence = anomaly.evidence_audit_ids.iter().any(|id| ids.contains(id.as_str()));
+            let by_evidence = anomaly
+                .evidence_audit_ids
+                .iter()
+                .any(|id| ids.contains(id.as_str()));
             let by_identity = anomaly.identity == attack.label.identity
                 && anomaly.window_start_micros() <= attack.end + TOLERANCE_MICROS
-                && anomaly.window_end_micros().max(anomaly.window_start_micros()) >= attack.start - TOLERANCE_MICROS;
+                && anomaly
+                    .window_end_micros()
+                    .max(anomaly.window_start_micros())
+                    >= attack.start - TOLERANCE_MICROS;
             if by_evidence || by_identity {
                 useful.insert(index);
                 catchers.insert(anomaly.detector.clone());
             }
         }
-        let score = scenarios.entry(attack.label.scenario.clone()).or_insert_with(|| ScenarioScore {
-            scenario: attack.label.scenario.clone(),
-            attacks: 0,
-            caught: 0,
-            recall: 0.0,
-            caught_by: BTreeMap::new(),
-            missed: Vec::new(),
-        });
+        let score = scenarios
+            .entry(attack.label.scenario.clone())
+            .or_insert_with(|| ScenarioScore {
+                scenario: attack.label.scenario.clone(),
+                attacks: 0,
+                caught: 0,
+                recall: 0.0,
+                caught_by: BTreeMap::new(),
+                missed: Vec::new(),
+            });
         score.attacks += 1;
         if catchers.is_empty() {
-            score.missed.push(format!("{} at {}", attack.label.identity, attack.label.start));
+            score.missed.push(format!(
+                "{} at {}",
+                attack.label.identity, attack.label.start
+            ));
         } else {
             score.caught += 1;
             caught_total += 1;
@@ -178,7 +201,8 @@ pub fn evaluate(labels: &[Label], anomalies: &[Anomaly], since: i64, until: i64)
     for score in scenarios.values_mut() {
         score.recall = ratio(score.caught, score.attacks);
     }
-    let mut false_groups: BTreeMap<(String, i64), (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    let mut false_groups: BTreeMap<(String, i64), (BTreeSet<String>, BTreeSet<String>)> =
+        BTreeMap::new();
     let mut false_anomalies = 0;
     for (index, anomaly) in anomalies.iter().enumerate() {
         if useful.contains(&index) {
@@ -186,7 +210,9 @@ pub fn evaluate(labels: &[Label], anomalies: &[Anomaly], since: i64, until: i64)
         }
         false_anomalies += 1;
         let hour = anomaly.window_start_micros().div_euclid(HOUR);
-        let entry = false_groups.entry((anomaly.identity.clone(), hour)).or_default();
+        let entry = false_groups
+            .entry((anomaly.identity.clone(), hour))
+            .or_default();
         entry.0.insert(anomaly.detector.clone());
         entry.1.insert(anomaly.title.clone());
     }
@@ -225,7 +251,11 @@ pub fn evaluate(labels: &[Label], anomalies: &[Anomaly], since: i64, until: i64)
 }
 
 fn ratio(part: usize, whole: usize) -> f64 {
-    if whole == 0 { 1.0 } else { part as f64 / whole as f64 }
+    if whole == 0 {
+        1.0
+    } else {
+        part as f64 / whole as f64
+    }
 }
 
 /// The evaluation as a plain-text table.
@@ -233,10 +263,20 @@ pub fn render_table(evaluation: &Evaluation) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "range {} .. {} ({:.2} days)\n\n{:<40} {:>7} {:>7} {:>7}  caught by\n",
-        evaluation.since, evaluation.until, evaluation.days, "scenario", "attacks", "caught", "recall"
+        evaluation.since,
+        evaluation.until,
+        evaluation.days,
+        "scenario",
+        "attacks",
+        "caught",
+        "recall"
     ));
     for score in &evaluation.scenarios {
-        let by: Vec<String> = score.caught_by.iter().map(|(detector, count)| format!("{detector}×{count}")).collect();
+        let by: Vec<String> = score
+            .caught_by
+            .iter()
+            .map(|(detector, count)| format!("{detector}×{count}"))
+            .collect();
         out.push_str(&format!(
             "{:<40} {:>7} {:>7} {:>7.2}  {}\n",
             score.scenario,
@@ -262,7 +302,10 @@ pub fn render_table(evaluation: &Evaluation) -> String {
         out.push('\n');
     }
     if evaluation.labels_outside_range > 0 {
-        out.push_str(&format!("{} labels outside the range were not scored\n", evaluation.labels_outside_range));
+        out.push_str(&format!(
+            "{} labels outside the range were not scored\n",
+            evaluation.labels_outside_range
+        ));
     }
     out
 }
@@ -274,7 +317,13 @@ mod tests {
 
     const T0: i64 = 1_800_000_000_000_000;
 
-    fn label(scenario: &str, identity: &str, start_minute: i64, end_minute: i64, ids: &[&str]) -> Label {
+    fn label(
+        scenario: &str,
+        identity: &str,
+        start_minute: i64,
+        end_minute: i64,
+        ids: &[&str],
+    ) -> Label {
         Label {
             scenario: scenario.into(),
             identity: identity.into(),
@@ -312,17 +361,26 @@ mod tests {
             label("late", "oscar", 10_000, 10_010, &["z"]),
         ];
         let anomalies = vec![
-            anomaly("someone-else", 3, &["a2"]),  // catches by evidence
-            anomaly("trudy", 229, &[]),           // catches by identity within +10 min
-            anomaly("eve", 125, &[]),             // 15 min after: too late, false
-            anomaly("eve", 126, &[]),             // same hour: same false incident
-            anomaly("bob", 500, &["nothing"]),    // false
+            anomaly("someone-else", 3, &["a2"]), // catches by evidence
+            anomaly("trudy", 229, &[]),          // catches by identity within +10 min
+            anomaly("eve", 125, &[]),            // 15 min after: too late, false
+            anomaly("eve", 126, &[]),            // same hour: same false incident
+            anomaly("bob", 500, &["nothing"]),   // false
         ];
-        let evaluation = evaluate(&labels, &anomalies, T0 - 60_000_000, T0 + 24 * 60 * 60_000_000);
+        let evaluation = evaluate(
+            &labels,
+            &anomalies,
+            T0 - 60_000_000,
+            T0 + 24 * 60 * 60_000_000,
+        );
         assert_eq!(evaluation.attacks, 3);
         assert_eq!(evaluation.labels_outside_range, 1);
         assert_eq!(evaluation.caught, 2);
-        let wildcard = evaluation.scenarios.iter().find(|score| score.scenario == "wildcard").expect("scenario");
+        let wildcard = evaluation
+            .scenarios
+            .iter()
+            .find(|score| score.scenario == "wildcard")
+            .expect("scenario");
         assert_eq!((wildcard.attacks, wildcard.caught), (2, 1));
         assert_eq!(evaluation.false_anomalies, 3);
         assert_eq!(evaluation.false_incidents, 2);

@@ -19,8 +19,8 @@ use crate::audit::{AuditEvent, UserInfo};
 use crate::audit::{ObjectReference, ResponseStatus};
 use crate::store::views::{install_views, sql_string_literal};
 use arrow::array::{Array, AsArray};
-use arrow::record_batch::RecordBatch;
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use arrow::record_batch::RecordBatch;
 use duckdb::Connection;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -62,7 +62,12 @@ pub trait WindowDetector {
     /// A short name for logs and errors.
     fn name(&self) -> &str;
     /// Anomalies for windows within `[since, until)` (UTC µs).
-    fn detect(&mut self, connection: &Connection, since: i64, until: i64) -> std::result::Result<Vec<Anomaly>, String>;
+    fn detect(
+        &mut self,
+        connection: &Connection,
+        since: i64,
+        until: i64,
+    ) -> std::result::Result<Vec<Anomaly>, String>;
 }
 
 /// What to replay.
@@ -78,7 +83,11 @@ pub struct ReplayRange {
 
 impl Default for ReplayRange {
     fn default() -> Self {
-        ReplayRange { since: None, until: None, slice_micros: 6 * 3_600_000_000 }
+        ReplayRange {
+            since: None,
+            until: None,
+            slice_micros: 6 * 3_600_000_000,
+        }
     }
 }
 
@@ -97,7 +106,8 @@ pub struct ReplayOutcome {
 
 /// Opens an in-memory DuckDB session with the views over `data_dir`.
 pub fn open_session(data_dir: &Path) -> Result<Connection> {
-    let connection = Connection::open_in_memory().map_err(database("opening an in-memory DuckDB session"))?;
+    let connection =
+        Connection::open_in_memory().map_err(database("opening an in-memory DuckDB session"))?;
     install_views(&connection, data_dir)?;
     Ok(connection)
 }
@@ -105,7 +115,11 @@ pub fn open_session(data_dir: &Path) -> Result<Connection> {
 /// First and last `ts` of stored events (UTC µs), `None` when nothing is stored.
 pub fn stored_time_range(connection: &Connection) -> Result<Option<(i64, i64)>> {
     let range: (Option<i64>, Option<i64>) = connection
-        .query_row("SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM events", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row(
+            "SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM events",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
         .map_err(database("reading the stored time range"))?;
     Ok(match range {
         (Some(first), Some(last)) => Some((first, last)),
@@ -128,9 +142,15 @@ pub fn replay(
     let since = range.since.unwrap_or(first);
     let until = range.until.unwrap_or(last + 1);
     if until <= since {
-        return Err(HistoryError::Invalid(format!("empty range: until ({until}) is not after since ({since})")));
+        return Err(HistoryError::Invalid(format!(
+            "empty range: until ({until}) is not after since ({since})"
+        )));
     }
-    let mut outcome = ReplayOutcome { since, until, ..ReplayOutcome::default() };
+    let mut outcome = ReplayOutcome {
+        since,
+        until,
+        ..ReplayOutcome::default()
+    };
     let mut detector = LiveDetector::new(options.clone());
     let clusters = stored_clusters(connection)?;
     if since > first && !options.disable_novelty {
@@ -139,7 +159,9 @@ pub fn replay(
                 .cluster(cluster)
                 .novelty_mut()
                 .rebuild_for_cluster(connection, since, Some(cluster))
-                .map_err(database(format!("learning novelty history of cluster {cluster} before the range")))?;
+                .map_err(database(format!(
+                    "learning novelty history of cluster {cluster} before the range"
+                )))?;
             outcome.identities_learned += learned;
         }
     }
@@ -155,8 +177,12 @@ pub fn replay(
              FROM events WHERE ts >= make_timestamp({slice_start}) AND ts < make_timestamp({slice_end}) \
              AND stage <> 'RequestReceived' ORDER BY ts, stage_ts, audit_id, stage"
         );
-        let mut statement = connection.prepare(&sql).map_err(database("preparing the event replay"))?;
-        let stream = statement.stream_arrow([]).map_err(database("reading stored events"))?;
+        let mut statement = connection
+            .prepare(&sql)
+            .map_err(database("preparing the event replay"))?;
+        let stream = statement
+            .stream_arrow([])
+            .map_err(database("reading stored events"))?;
         for batch in stream {
             let batch = batch.map_err(database("reading a batch of stored events"))?;
             for (event, cluster) in events_of_batch(&batch)? {
@@ -173,11 +199,17 @@ pub fn replay(
             Ok(anomalies) => outcome.anomalies.extend(anomalies),
             Err(error) => {
                 tracing::warn!(detector = window_detector.name(), %error, "window detector failed; continuing without it");
-                outcome.failed_detectors.push((window_detector.name().to_string(), error));
+                outcome
+                    .failed_detectors
+                    .push((window_detector.name().to_string(), error));
             }
         }
     }
-    outcome.anomalies.sort_by(|a, b| a.window_start.cmp(&b.window_start).then_with(|| a.id.cmp(&b.id)));
+    outcome.anomalies.sort_by(|a, b| {
+        a.window_start
+            .cmp(&b.window_start)
+            .then_with(|| a.id.cmp(&b.id))
+    });
     Ok(outcome)
 }
 
@@ -196,18 +228,33 @@ fn stored_clusters(connection: &Connection) -> Result<Vec<String>> {
 /// Turns one record batch of the replay query back into events.
 fn events_of_batch(batch: &RecordBatch) -> Result<Vec<(AuditEvent, String)>> {
     let int64 = |index: usize| -> Result<arrow::array::PrimitiveArray<Int64Type>> {
-        let column = arrow::compute::cast(batch.column(index), &DataType::Int64)
-            .map_err(|source| HistoryError::Arrow { context: format!("column {index} as BIGINT"), source })?;
+        let column =
+            arrow::compute::cast(batch.column(index), &DataType::Int64).map_err(|source| {
+                HistoryError::Arrow {
+                    context: format!("column {index} as BIGINT"),
+                    source,
+                }
+            })?;
         Ok(column.as_primitive::<Int64Type>().clone())
     };
     let int32 = |index: usize| -> Result<arrow::array::PrimitiveArray<Int32Type>> {
-        let column = arrow::compute::cast(batch.column(index), &DataType::Int32)
-            .map_err(|source| HistoryError::Arrow { context: format!("column {index} as INTEGER"), source })?;
+        let column =
+            arrow::compute::cast(batch.column(index), &DataType::Int32).map_err(|source| {
+                HistoryError::Arrow {
+                    context: format!("column {index} as INTEGER"),
+                    source,
+                }
+            })?;
         Ok(column.as_primitive::<Int32Type>().clone())
     };
     let text = |index: usize| -> Result<arrow::array::StringArray> {
-        let column = arrow::compute::cast(batch.column(index), &DataType::Utf8)
-            .map_err(|source| HistoryError::Arrow { context: format!("column {index} as VARCHAR"), source })?;
+        let column =
+            arrow::compute::cast(batch.column(index), &DataType::Utf8).map_err(|source| {
+                HistoryError::Arrow {
+                    context: format!("column {index} as VARCHAR"),
+                    source,
+                }
+            })?;
         Ok(column.as_string::<i32>().clone())
     };
     let ts = int64(0)?;
@@ -216,7 +263,11 @@ fn events_of_batch(batch: &RecordBatch) -> Result<Vec<(AuditEvent, String)>> {
     let response_code = int32(19)?;
     let late: Vec<arrow::array::StringArray> = (20..26).map(&text).collect::<Result<_>>()?;
     let get = |array: &arrow::array::StringArray, row: usize| -> Option<String> {
-        if array.is_null(row) { None } else { Some(array.value(row).to_string()) }
+        if array.is_null(row) {
+            None
+        } else {
+            Some(array.value(row).to_string())
+        }
     };
     let mut events = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
@@ -226,7 +277,15 @@ fn events_of_batch(batch: &RecordBatch) -> Result<Vec<(AuditEvent, String)>> {
         let column = |index: usize| get(&columns[index - 2], row);
         let late_column = |index: usize| get(&late[index - 20], row);
         let split = |value: Option<String>| -> Vec<String> {
-            value.map(|joined| joined.split('\u{1f}').filter(|part| !part.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+            value
+                .map(|joined| {
+                    joined
+                        .split('\u{1f}')
+                        .filter(|part| !part.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
         };
         let mut source_ips = split(column(10));
         if source_ips.is_empty()
@@ -252,24 +311,44 @@ fn events_of_batch(batch: &RecordBatch) -> Result<Vec<(AuditEvent, String)>> {
             subresource: column(16),
             ..ObjectReference::default()
         });
-        let code = if response_code.is_null(row) { None } else { Some(response_code.value(row)) };
+        let code = if response_code.is_null(row) {
+            None
+        } else {
+            Some(response_code.value(row))
+        };
         let event = AuditEvent {
             ts: ts.value(row),
-            stage_ts: if stage_ts.is_null(row) { ts.value(row) } else { stage_ts.value(row) },
+            stage_ts: if stage_ts.is_null(row) {
+                ts.value(row)
+            } else {
+                stage_ts.value(row)
+            },
             audit_id: column(2).unwrap_or_default(),
             stage: column(3).unwrap_or_default(),
             level: column(4).unwrap_or_default(),
             verb: column(5).unwrap_or_default(),
             request_uri: column(6).unwrap_or_default(),
             api_version_of_event: "audit.k8s.io/v1".into(),
-            user: UserInfo { username: column(7).unwrap_or_default(), uid: None, groups: split(column(8)) },
+            user: UserInfo {
+                username: column(7).unwrap_or_default(),
+                uid: None,
+                groups: split(column(8)),
+            },
             impersonated_user: column(9)
                 .filter(|name| !name.is_empty())
-                .map(|username| UserInfo { username, uid: None, groups: Vec::new() }),
+                .map(|username| UserInfo {
+                    username,
+                    uid: None,
+                    groups: Vec::new(),
+                }),
             source_ips,
             user_agent: column(12),
             object_ref,
-            response_status: Some(ResponseStatus { code, reason: late_column(20), ..ResponseStatus::default() }),
+            response_status: Some(ResponseStatus {
+                code,
+                reason: late_column(20),
+                ..ResponseStatus::default()
+            }),
             request_object: raw(late_column(23)),
             response_object: raw(late_column(24)),
             annotations,
@@ -291,13 +370,18 @@ pub fn parse_time_argument(text: &str) -> std::result::Result<i64, String> {
     {
         return Ok(midnight.and_utc().timestamp_micros());
     }
-    Err(format!("{text:?} is not a time: use RFC 3339 (2026-11-27T09:00:00Z) or a date (2026-11-27)"))
+    Err(format!(
+        "{text:?} is not a time: use RFC 3339 (2026-11-27T09:00:00Z) or a date (2026-11-27)"
+    ))
 }
 
 /// A SQL literal for a cluster filter (used by the novelty rebuild).
 pub(crate) fn cluster_condition(cluster: Option<&str>) -> String {
     match cluster {
-        Some(cluster) => format!("coalesce(cluster, 'default') = {}", sql_string_literal(cluster)),
+        Some(cluster) => format!(
+            "coalesce(cluster, 'default') = {}",
+            sql_string_literal(cluster)
+        ),
         None => "true".into(),
     }
 }

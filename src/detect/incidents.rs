@@ -35,7 +35,13 @@ pub struct Incident {
 impl Incident {
     fn open(anomaly: &Anomaly) -> Incident {
         Incident {
-            id: stable_anomaly_id(&anomaly.cluster, "incident", &anomaly.identity, anomaly.window_start_micros(), Some(&anomaly.id)),
+            id: stable_anomaly_id(
+                &anomaly.cluster,
+                "incident",
+                &anomaly.identity,
+                anomaly.window_start_micros(),
+                Some(&anomaly.id),
+            ),
             identity: anomaly.identity.clone(),
             cluster: anomaly.cluster.clone(),
             first_seen: anomaly.window_start,
@@ -51,7 +57,10 @@ impl Incident {
 
     fn absorb(&mut self, anomaly: &Anomaly) {
         self.first_seen = self.first_seen.min(anomaly.window_start);
-        self.last_seen = self.last_seen.max(anomaly.window_end).max(anomaly.window_start);
+        self.last_seen = self
+            .last_seen
+            .max(anomaly.window_end)
+            .max(anomaly.window_start);
         if anomaly.severity > self.severity {
             self.severity = anomaly.severity;
             self.title = anomaly.title.clone();
@@ -62,14 +71,24 @@ impl Incident {
         }
         self.anomaly_ids.push(anomaly.id.clone());
         let known: BTreeSet<&String> = self.evidence_audit_ids.iter().collect();
-        let new: Vec<String> = anomaly.evidence_audit_ids.iter().filter(|id| !known.contains(id)).cloned().collect();
+        let new: Vec<String> = anomaly
+            .evidence_audit_ids
+            .iter()
+            .filter(|id| !known.contains(id))
+            .cloned()
+            .collect();
         self.evidence_audit_ids.extend(new);
     }
 
     /// The title shown to a person: the most severe anomaly's, and how many more.
     pub fn display_title(&self) -> String {
         if self.anomaly_count > 1 {
-            format!("{} (+{} more: {})", self.title, self.anomaly_count - 1, self.detectors.join(", "))
+            format!(
+                "{} (+{} more: {})",
+                self.title,
+                self.anomaly_count - 1,
+                self.detectors.join(", ")
+            )
         } else {
             self.title.clone()
         }
@@ -85,7 +104,10 @@ pub struct IncidentGrouper {
 
 impl IncidentGrouper {
     pub fn new(gap_micros: i64) -> IncidentGrouper {
-        IncidentGrouper { gap_micros, open: HashMap::new() }
+        IncidentGrouper {
+            gap_micros,
+            open: HashMap::new(),
+        }
     }
 
     /// Adds an anomaly; returns the incident it now belongs to (a copy of its
@@ -110,8 +132,13 @@ impl IncidentGrouper {
 
     /// Every incident still open.
     pub fn drain(&mut self) -> Vec<Incident> {
-        let mut incidents: Vec<Incident> = self.open.drain().map(|(_, incident)| incident).collect();
-        incidents.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then_with(|| a.id.cmp(&b.id)));
+        let mut incidents: Vec<Incident> =
+            self.open.drain().map(|(_, incident)| incident).collect();
+        incidents.sort_by(|a, b| {
+            a.first_seen
+                .cmp(&b.first_seen)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         incidents
     }
 }
@@ -119,7 +146,11 @@ impl IncidentGrouper {
 /// Groups a set of anomalies (any order) into incidents, ordered by first_seen.
 pub fn group(anomalies: &[Anomaly], gap_micros: i64) -> Vec<Incident> {
     let mut sorted: Vec<&Anomaly> = anomalies.iter().collect();
-    sorted.sort_by(|a, b| a.window_start.cmp(&b.window_start).then_with(|| a.id.cmp(&b.id)));
+    sorted.sort_by(|a, b| {
+        a.window_start
+            .cmp(&b.window_start)
+            .then_with(|| a.id.cmp(&b.id))
+    });
     let mut grouper = IncidentGrouper::new(gap_micros);
     let mut incidents = Vec::new();
     for anomaly in sorted {
@@ -127,7 +158,11 @@ pub fn group(anomalies: &[Anomaly], gap_micros: i64) -> Vec<Incident> {
         incidents.extend(closed);
     }
     incidents.extend(grouper.drain());
-    incidents.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then_with(|| a.id.cmp(&b.id)));
+    incidents.sort_by(|a, b| {
+        a.first_seen
+            .cmp(&b.first_seen)
+            .then_with(|| a.id.cmp(&b.id))
+    });
     incidents
 }
 
@@ -171,7 +206,14 @@ mod tests {
         assert_eq!(first.severity, Severity::Critical);
         assert_eq!(first.title, "rbac.wildcard_grant by alice");
         assert_eq!(first.evidence_audit_ids.len(), 3);
-        assert_eq!(first.detectors, vec!["workload.exec", "rbac.wildcard_grant", "auth.forbidden_burst"]);
+        assert_eq!(
+            first.detectors,
+            vec![
+                "workload.exec",
+                "rbac.wildcard_grant",
+                "auth.forbidden_burst"
+            ]
+        );
         assert_eq!(incidents[1].identity, "bob");
         assert_eq!(incidents[2].anomaly_count, 1);
     }

@@ -72,10 +72,13 @@ impl ClusterDetector {
         let mut anomalies = Vec::new();
         for hit in self.rules.evaluate_request(event) {
             let habitual = !hit.habit_keys.is_empty()
-                && hit
-                    .habit_keys
-                    .iter()
-                    .all(|key| self.novelty.is_habitual(&hit.anomaly.identity, key, hit.anomaly.window_start_micros()));
+                && hit.habit_keys.iter().all(|key| {
+                    self.novelty.is_habitual(
+                        &hit.anomaly.identity,
+                        key,
+                        hit.anomaly.window_start_micros(),
+                    )
+                });
             if habitual {
                 self.silenced_by_habit += 1;
             } else {
@@ -108,13 +111,18 @@ pub struct LiveDetector {
 
 impl LiveDetector {
     pub fn new(options: DetectorOptions) -> LiveDetector {
-        LiveDetector { options, clusters: HashMap::new() }
+        LiveDetector {
+            options,
+            clusters: HashMap::new(),
+        }
     }
 
     /// The detector of one cluster, created on first use.
     pub fn cluster(&mut self, cluster: &str) -> &mut ClusterDetector {
         let options = &self.options;
-        self.clusters.entry(cluster.to_string()).or_insert_with(|| ClusterDetector::new(options, cluster))
+        self.clusters
+            .entry(cluster.to_string())
+            .or_insert_with(|| ClusterDetector::new(options, cluster))
     }
 
     /// Observes one decoded event of `cluster` (any stage, in the order the
@@ -126,17 +134,26 @@ impl LiveDetector {
 
     /// Closes novelty windows of every cluster that ended before `now`.
     pub fn tick(&mut self, now: i64) -> Vec<Anomaly> {
-        self.clusters.values_mut().flat_map(|detector| detector.tick(now)).collect()
+        self.clusters
+            .values_mut()
+            .flat_map(|detector| detector.tick(now))
+            .collect()
     }
 
     /// Closes every open window of every cluster.
     pub fn finish(&mut self) -> Vec<Anomaly> {
-        self.clusters.values_mut().flat_map(ClusterDetector::finish).collect()
+        self.clusters
+            .values_mut()
+            .flat_map(ClusterDetector::finish)
+            .collect()
     }
 
     /// Rule hits silenced because the identity does this habitually, over all clusters.
     pub fn silenced_by_habit(&self) -> u64 {
-        self.clusters.values().map(ClusterDetector::silenced_by_habit).sum()
+        self.clusters
+            .values()
+            .map(ClusterDetector::silenced_by_habit)
+            .sum()
     }
 }
 
@@ -169,18 +186,43 @@ mod tests {
             let ts = T0 + step * 15 * 60_000_000;
             let id = format!("p-{step}");
             detector.observe(&proxy(prometheus, ts, &id, "RequestReceived"), "default");
-            let anomalies = detector.observe(&proxy(prometheus, ts, &id, "ResponseComplete"), "default");
+            let anomalies =
+                detector.observe(&proxy(prometheus, ts, &id, "ResponseComplete"), "default");
             if step == 0 {
                 first_day = anomalies;
             } else if ts > T0 + 2 * DAY + 60_000_000 {
-                assert!(anomalies.is_empty(), "a learned habit is silent: {anomalies:?}");
+                assert!(
+                    anomalies.is_empty(),
+                    "a learned habit is silent: {anomalies:?}"
+                );
             }
         }
-        assert_eq!(first_day.len(), 1, "the very first nodes/proxy read is reported");
+        assert_eq!(
+            first_day.len(),
+            1,
+            "the very first nodes/proxy read is reported"
+        );
         assert!(detector.silenced_by_habit() > 0);
-        let newcomer = detector.observe(&proxy("mallory@example.com", T0 + 3 * DAY, "m-1", "ResponseComplete"), "default");
-        assert_eq!(newcomer.iter().filter(|anomaly| anomaly.detector == "node.proxy").count(), 1);
-        let other_cluster = detector.observe(&proxy(prometheus, T0 + 3 * DAY, "p-x", "ResponseComplete"), "staging");
+        let newcomer = detector.observe(
+            &proxy(
+                "mallory@example.com",
+                T0 + 3 * DAY,
+                "m-1",
+                "ResponseComplete",
+            ),
+            "default",
+        );
+        assert_eq!(
+            newcomer
+                .iter()
+                .filter(|anomaly| anomaly.detector == "node.proxy")
+                .count(),
+            1
+        );
+        let other_cluster = detector.observe(
+            &proxy(prometheus, T0 + 3 * DAY, "p-x", "ResponseComplete"),
+            "staging",
+        );
         assert_eq!(other_cluster.len(), 1, "each cluster learns separately");
         assert_eq!(other_cluster[0].cluster, "staging");
     }

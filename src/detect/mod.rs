@@ -36,7 +36,9 @@ pub mod rules;
 pub mod stages;
 pub mod store;
 
-pub use anomaly::{Anomaly, AnomalyKind, Severity, UnknownSeverity, datetime_from_micros, stable_anomaly_id};
+pub use anomaly::{
+    Anomaly, AnomalyKind, Severity, UnknownSeverity, datetime_from_micros, stable_anomaly_id,
+};
 pub use command::{DetectArgs, EvalArgs, run_detect, run_eval};
 pub use incidents::{Incident, IncidentGrouper};
 pub use live::{DetectorOptions, LiveDetector};

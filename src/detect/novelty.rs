@@ -114,7 +114,13 @@ fn touch(values: &mut ValueHistory, value: &str, ts: i64) {
             seen.last = seen.last.max(ts);
         }
         None => {
-            values.insert(value.to_string(), Seen { first: ts, last: ts });
+            values.insert(
+                value.to_string(),
+                Seen {
+                    first: ts,
+                    last: ts,
+                },
+            );
         }
     }
 }
@@ -214,17 +220,31 @@ pub fn network_of(address: &str) -> Option<(String, bool)> {
     match parsed {
         IpAddr::V4(v4) => {
             let octets = v4.octets();
-            let private = v4.is_private() || v4.is_loopback() || v4.is_link_local() || (octets[0] == 100 && (64..128).contains(&octets[1]));
+            let private = v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || (octets[0] == 100 && (64..128).contains(&octets[1]));
             if private {
                 Some((format!("{}.{}.0.0/16", octets[0], octets[1]), false))
             } else {
-                Some((format!("{}.{}.{}.0/24", octets[0], octets[1], octets[2]), true))
+                Some((
+                    format!("{}.{}.{}.0/24", octets[0], octets[1], octets[2]),
+                    true,
+                ))
             }
         }
         IpAddr::V6(v6) => {
             let segments = v6.segments();
-            let private = v6.is_loopback() || (segments[0] & 0xfe00) == 0xfc00 || (segments[0] & 0xffc0) == 0xfe80;
-            Some((format!("{:x}:{:x}:{:x}:{:x}::/64", segments[0], segments[1], segments[2], segments[3]), !private))
+            let private = v6.is_loopback()
+                || (segments[0] & 0xfe00) == 0xfc00
+                || (segments[0] & 0xffc0) == 0xfe80;
+            Some((
+                format!(
+                    "{:x}:{:x}:{:x}:{:x}::/64",
+                    segments[0], segments[1], segments[2], segments[3]
+                ),
+                !private,
+            ))
         }
     }
 }
@@ -279,7 +299,8 @@ impl NoveltyIndex {
     }
 
     fn history_is_learning(&self, history: &IdentityHistory) -> bool {
-        history.days_observed < self.options.min_days_observed || history.requests < self.options.min_requests
+        history.days_observed < self.options.min_days_observed
+            || history.requests < self.options.min_requests
     }
 
     /// Whether `identity` performed `action` (an [`action_key`]) before
@@ -291,10 +312,9 @@ impl NoveltyIndex {
         if self.history_is_learning(history) {
             return false;
         }
-        history
-            .habits
-            .get(action)
-            .is_some_and(|seen| seen.first < before && seen.last >= before - self.options.lookback_micros)
+        history.habits.get(action).is_some_and(|seen| {
+            seen.first < before && seen.last >= before - self.options.lookback_micros
+        })
     }
 
     /// Observes one request (the final stage of it): learns from it, and
@@ -316,20 +336,37 @@ impl NoveltyIndex {
         let options = self.options.clone();
         let identity_name = event.actor();
         if !self.identities.contains_key(identity_name) {
-            self.identities.insert(identity_name.to_string(), IdentityHistory::new(is_machine(actor_identity.kind), ts));
+            self.identities.insert(
+                identity_name.to_string(),
+                IdentityHistory::new(is_machine(actor_identity.kind), ts),
+            );
         }
         let Some(history) = self.identities.get_mut(identity_name) else {
             return emitted;
         };
-        let learning = history.days_observed < options.min_days_observed || history.requests < options.min_requests;
-        let facts = if learning { Vec::new() } else { novel_facts(history, event, &actor_identity, horizon, &options) };
+        let learning = history.days_observed < options.min_days_observed
+            || history.requests < options.min_requests;
+        let facts = if learning {
+            Vec::new()
+        } else {
+            novel_facts(history, event, &actor_identity, horizon, &options)
+        };
         learn(history, event, ts);
         if !facts.is_empty() {
-            let window = history.open.get_or_insert_with(|| OpenWindow { start: ts, end: ts, facts: Vec::new(), evidence: Vec::new() });
+            let window = history.open.get_or_insert_with(|| OpenWindow {
+                start: ts,
+                end: ts,
+                facts: Vec::new(),
+                evidence: Vec::new(),
+            });
             let is_new_window = window.facts.is_empty();
             window.end = window.end.max(event.stage_ts.max(ts));
             for fact in facts {
-                if !window.facts.iter().any(|known| known.kind == fact.kind && known.value == fact.value) {
+                if !window
+                    .facts
+                    .iter()
+                    .any(|known| known.kind == fact.kind && known.value == fact.value)
+                {
                     window.facts.push(fact);
                 }
             }
@@ -369,14 +406,21 @@ impl NoveltyIndex {
     fn close_window(&mut self, identity: &str) -> Option<Anomaly> {
         let history = self.identities.get_mut(identity)?;
         let window = history.open.take()?;
-        score_window(&self.options, &self.cluster, identity, history.machine, window)
+        score_window(
+            &self.options,
+            &self.cluster,
+            identity,
+            history.machine,
+            window,
+        )
     }
 
     /// Forgets values older than the lookback and identities idle for longer.
     fn sweep(&mut self, now: i64) {
         self.last_sweep = now;
         let horizon = now - self.options.lookback_micros;
-        self.identities.retain(|_, history| history.last_seen >= horizon || history.open.is_some());
+        self.identities
+            .retain(|_, history| history.last_seen >= horizon || history.open.is_some());
         for history in self.identities.values_mut() {
             history.forget_before(horizon);
         }
@@ -384,15 +428,25 @@ impl NoveltyIndex {
 
     /// Rebuilds the index from stored events before `until` (UTC µs) within
     /// the lookback. Reads the `events` view of `connection`.
-    pub fn rebuild(&mut self, connection: &duckdb::Connection, until: i64) -> Result<u64, duckdb::Error> {
+    pub fn rebuild(
+        &mut self,
+        connection: &duckdb::Connection,
+        until: i64,
+    ) -> Result<u64, duckdb::Error> {
         self.rebuild_for_cluster(connection, until, None)
     }
 
     /// [`NoveltyIndex::rebuild`] restricted to one cluster's events.
     /// Returns how many identities were learned.
-    pub fn rebuild_for_cluster(&mut self, connection: &duckdb::Connection, until: i64, cluster: Option<&str>) -> Result<u64, duckdb::Error> {
+    pub fn rebuild_for_cluster(
+        &mut self,
+        connection: &duckdb::Connection,
+        until: i64,
+        cluster: Option<&str>,
+    ) -> Result<u64, duckdb::Error> {
         let since = until - self.options.lookback_micros;
-        let final_stages = "stage IN ('ResponseComplete', 'ResponseStarted', 'Panic') AND username IS NOT NULL";
+        let final_stages =
+            "stage IN ('ResponseComplete', 'ResponseStarted', 'Panic') AND username IS NOT NULL";
         let range = format!(
             "ts >= make_timestamp({since}) AND ts < make_timestamp({until}) AND {final_stages} AND {}",
             super::history::cluster_condition(cluster)
@@ -417,7 +471,10 @@ impl NoveltyIndex {
             }
             let first: i64 = row.get(2)?;
             let last: i64 = row.get(3)?;
-            let history = self.identities.entry(username).or_insert_with(|| IdentityHistory::new(is_machine(kind), first));
+            let history = self
+                .identities
+                .entry(username)
+                .or_insert_with(|| IdentityHistory::new(is_machine(kind), first));
             history.first_seen = history.first_seen.min(first);
             history.last_seen = history.last_seen.max(last);
             history.requests += row.get::<_, i64>(4)?.max(0) as u64;
@@ -431,7 +488,10 @@ impl NoveltyIndex {
             ("namespace", "namespace IS NOT NULL AND namespace <> ''"),
             ("source_ip", "source_ip IS NOT NULL"),
             ("coalesce(user_agent, '')", "true"),
-            ("verb || ' ' || coalesce(resource, '') || CASE WHEN coalesce(subresource, '') = '' THEN '' ELSE '/' || subresource END", "resource IS NOT NULL AND resource <> ''"),
+            (
+                "verb || ' ' || coalesce(resource, '') || CASE WHEN coalesce(subresource, '') = '' THEN '' ELSE '/' || subresource END",
+                "resource IS NOT NULL AND resource <> ''",
+            ),
             (
                 "verb || ' ' || coalesce(resource, '') || CASE WHEN coalesce(subresource, '') = '' THEN '' ELSE '/' || subresource END || ' ' || CASE WHEN coalesce(namespace, '') = '' THEN '*' ELSE namespace END",
                 "resource IS NOT NULL AND resource <> ''",
@@ -450,7 +510,9 @@ impl NoveltyIndex {
                 let Some(value) = value else { continue };
                 let first: i64 = row.get(2)?;
                 let last: i64 = row.get(3)?;
-                let Some(history) = self.identities.get_mut(&username) else { continue };
+                let Some(history) = self.identities.get_mut(&username) else {
+                    continue;
+                };
                 match slot {
                     0 => merge(&mut history.namespaces, value, first, last),
                     1 => {
@@ -460,7 +522,12 @@ impl NoveltyIndex {
                         }
                         merge(&mut history.addresses, value, first, last);
                     }
-                    2 => merge(&mut history.user_agents, user_agent_family(Some(&value)), first, last),
+                    2 => merge(
+                        &mut history.user_agents,
+                        user_agent_family(Some(&value)),
+                        first,
+                        last,
+                    ),
                     3 => merge(&mut history.actions, value, first, last),
                     4 => merge(&mut history.habits, value, first, last),
                     _ => {
@@ -518,10 +585,19 @@ fn learn(history: &mut IdentityHistory, event: &AuditEvent, ts: i64) {
             touch(&mut history.networks, &network, ts);
         }
     }
-    touch(&mut history.user_agents, &user_agent_family(event.user_agent.as_deref()), ts);
+    touch(
+        &mut history.user_agents,
+        &user_agent_family(event.user_agent.as_deref()),
+        ts,
+    );
     if let Some(action) = verb_resource(event) {
         touch(&mut history.actions, &action, ts);
-        let key = action_key(&event.verb, event.resource().unwrap_or(""), event.subresource().unwrap_or(""), event.namespace().unwrap_or(""));
+        let key = action_key(
+            &event.verb,
+            event.resource().unwrap_or(""),
+            event.subresource().unwrap_or(""),
+            event.namespace().unwrap_or(""),
+        );
         touch(&mut history.habits, &key, ts);
     }
     let hour = hour_of_day(ts);
@@ -567,8 +643,18 @@ fn novel_facts(
             // An identity that already works across many namespaces (a GitOps
             // controller, a platform admin) reaching one more is less news than
             // an application account leaving its own.
-            let spread = history.namespaces.values().filter(|seen| seen.last >= horizon).count();
-            let breadth = if spread >= 8 { 0.4 } else if spread >= 4 { 0.7 } else { 1.0 };
+            let spread = history
+                .namespaces
+                .values()
+                .filter(|seen| seen.last >= horizon)
+                .count();
+            let breadth = if spread >= 8 {
+                0.4
+            } else if spread >= 4 {
+                0.7
+            } else {
+                1.0
+            };
             facts.push(NovelFact {
                 kind: FactKind::Namespace,
                 value: namespace.to_string(),
@@ -589,7 +675,10 @@ fn novel_facts(
                     kind: FactKind::Network,
                     value: network.clone(),
                     weight: weight(FactKind::Network, machine),
-                    reason: format!("first request from network {network} (address {address}; known: {})", sample(&history.networks, horizon, 4)),
+                    reason: format!(
+                        "first request from network {network} (address {address}; known: {})",
+                        sample(&history.networks, horizon, 4)
+                    ),
                 });
                 if public && !history.any_public_address {
                     facts.push(NovelFact {
@@ -624,7 +713,11 @@ fn novel_facts(
     if let Some(action) = verb_resource(event)
         && !known(&history.actions, &action, horizon)
     {
-        let repertoire = history.actions.values().filter(|seen| seen.last >= horizon).count();
+        let repertoire = history
+            .actions
+            .values()
+            .filter(|seen| seen.last >= horizon)
+            .count();
         let breadth = if repertoire >= 30 { 0.5 } else { 1.0 };
         facts.push(NovelFact {
             kind: FactKind::Action,
@@ -660,12 +753,19 @@ fn novel_facts(
 
 /// Up to `limit` known values, most recent first, for a reason line.
 fn sample(values: &ValueHistory, horizon: i64, limit: usize) -> String {
-    let mut recent: Vec<(&String, &Seen)> = values.iter().filter(|(_, seen)| seen.last >= horizon).collect();
+    let mut recent: Vec<(&String, &Seen)> = values
+        .iter()
+        .filter(|(_, seen)| seen.last >= horizon)
+        .collect();
     if recent.is_empty() {
         return "none".into();
     }
     recent.sort_by(|a, b| b.1.last.cmp(&a.1.last).then_with(|| a.0.cmp(b.0)));
-    let shown: Vec<&str> = recent.iter().take(limit).map(|(value, _)| value.as_str()).collect();
+    let shown: Vec<&str> = recent
+        .iter()
+        .take(limit)
+        .map(|(value, _)| value.as_str())
+        .collect();
     if recent.len() > limit {
         format!("{} and {} more", shown.join(", "), recent.len() - limit)
     } else {
@@ -679,7 +779,11 @@ fn combined_score(facts: &[NovelFact]) -> f64 {
     let mut per_kind: BTreeMap<FactKind, usize> = BTreeMap::new();
     let mut remaining = 1.0;
     let mut sorted: Vec<&NovelFact> = facts.iter().collect();
-    sorted.sort_by(|a, b| b.weight.partial_cmp(&a.weight).unwrap_or(std::cmp::Ordering::Equal));
+    sorted.sort_by(|a, b| {
+        b.weight
+            .partial_cmp(&a.weight)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     for fact in sorted {
         let seen = per_kind.entry(fact.kind).or_insert(0);
         let damping = 0.5_f64.powi(*seen as i32);
@@ -689,7 +793,13 @@ fn combined_score(facts: &[NovelFact]) -> f64 {
     1.0 - remaining
 }
 
-fn score_window(options: &NoveltyOptions, cluster: &str, identity: &str, machine: bool, window: OpenWindow) -> Option<Anomaly> {
+fn score_window(
+    options: &NoveltyOptions,
+    cluster: &str,
+    identity: &str,
+    machine: bool,
+    window: OpenWindow,
+) -> Option<Anomaly> {
     let score = combined_score(&window.facts);
     if score < options.alert_threshold {
         return None;
@@ -697,20 +807,42 @@ fn score_window(options: &NoveltyOptions, cluster: &str, identity: &str, machine
     // Several independent kinds of novelty at once (say a new network, new
     // namespaces and a night hour) is the shape of an intrusion, even when
     // each weight is modest.
-    let distinct_kinds: BTreeSet<FactKind> =
-        window.facts.iter().map(|fact| fact.kind).filter(|kind| *kind != FactKind::Address).collect();
-    let severity = if score >= 0.85 || distinct_kinds.len() >= 4 { Severity::High } else { Severity::Medium };
+    let distinct_kinds: BTreeSet<FactKind> = window
+        .facts
+        .iter()
+        .map(|fact| fact.kind)
+        .filter(|kind| *kind != FactKind::Address)
+        .collect();
+    let severity = if score >= 0.85 || distinct_kinds.len() >= 4 {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
     let mut kind_counts: BTreeMap<&str, usize> = BTreeMap::new();
     for fact in &window.facts {
         *kind_counts.entry(fact.kind.as_str()).or_default() += 1;
     }
     let summary: Vec<String> = kind_counts
         .iter()
-        .map(|(kind, count)| if *count > 1 { format!("{count} new {kind}s") } else { format!("new {kind}") })
+        .map(|(kind, count)| {
+            if *count > 1 {
+                format!("{count} new {kind}s")
+            } else {
+                format!("new {kind}")
+            }
+        })
         .collect();
     let mut facts = window.facts;
-    facts.sort_by(|a, b| b.weight.partial_cmp(&a.weight).unwrap_or(std::cmp::Ordering::Equal));
-    let mut reasons: Vec<String> = facts.iter().take(20).map(|fact| fact.reason.clone()).collect();
+    facts.sort_by(|a, b| {
+        b.weight
+            .partial_cmp(&a.weight)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut reasons: Vec<String> = facts
+        .iter()
+        .take(20)
+        .map(|fact| fact.reason.clone())
+        .collect();
     if facts.len() > 20 {
         reasons.push(format!("and {} more first-seen facts", facts.len() - 20));
     }
@@ -720,7 +852,13 @@ fn score_window(options: &NoveltyOptions, cluster: &str, identity: &str, machine
         options.alert_threshold
     ));
     Some(Anomaly {
-        id: stable_anomaly_id(cluster, "novelty.first_seen", identity, window.start, window.evidence.first().map(String::as_str)),
+        id: stable_anomaly_id(
+            cluster,
+            "novelty.first_seen",
+            identity,
+            window.start,
+            window.evidence.first().map(String::as_str),
+        ),
         detector: "novelty.first_seen".into(),
         kind: AnomalyKind::Novelty,
         identity: identity.to_string(),

@@ -30,7 +30,11 @@ impl Default for FinalStageFilter {
 
 impl FinalStageFilter {
     pub fn with_capacity(capacity: usize) -> FinalStageFilter {
-        FinalStageFilter { started: HashSet::new(), order: VecDeque::new(), capacity: capacity.max(1) }
+        FinalStageFilter {
+            started: HashSet::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
     }
 
     /// Whether `event` is the one stage of its request detection should see.

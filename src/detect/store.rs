@@ -70,15 +70,25 @@ impl<'a> AnomalyStore<'a> {
     /// Creates the tables if missing (runs `sql/catalog.sql`, idempotent).
     pub fn open(connection: &'a Connection, gap_micros: i64) -> Result<AnomalyStore<'a>> {
         ensure_tables(connection)?;
-        Ok(AnomalyStore { connection, gap_micros })
+        Ok(AnomalyStore {
+            connection,
+            gap_micros,
+        })
     }
 
     /// Records anomalies (any order), grouping each into an incident.
     /// Returns how many were new.
     pub fn record(&self, anomalies: &[Anomaly]) -> Result<usize> {
         let mut sorted: Vec<&Anomaly> = anomalies.iter().collect();
-        sorted.sort_by(|a, b| a.window_start.cmp(&b.window_start).then_with(|| a.id.cmp(&b.id)));
-        let transaction = self.connection.unchecked_transaction().map_err(database("starting an anomaly transaction"))?;
+        sorted.sort_by(|a, b| {
+            a.window_start
+                .cmp(&b.window_start)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let transaction = self
+            .connection
+            .unchecked_transaction()
+            .map_err(database("starting an anomaly transaction"))?;
         let mut inserted = 0;
         for anomaly in sorted {
             if self.exists(&anomaly.id)? {
@@ -88,21 +98,28 @@ impl<'a> AnomalyStore<'a> {
             self.insert(anomaly, &incident_id)?;
             inserted += 1;
         }
-        transaction.commit().map_err(database("committing anomalies"))?;
+        transaction
+            .commit()
+            .map_err(database("committing anomalies"))?;
         Ok(inserted)
     }
 
     fn exists(&self, id: &str) -> Result<bool> {
         let count: i64 = self
             .connection
-            .query_row("SELECT count(*) FROM anomalies WHERE id = ?", params![id], |row| row.get(0))
+            .query_row(
+                "SELECT count(*) FROM anomalies WHERE id = ?",
+                params![id],
+                |row| row.get(0),
+            )
             .map_err(database("looking up an anomaly"))?;
         Ok(count > 0)
     }
 
     fn insert(&self, anomaly: &Anomaly, incident_id: &str) -> Result<()> {
         let reasons = serde_json::to_string(&anomaly.reasons).unwrap_or_else(|_| "[]".into());
-        let evidence = serde_json::to_string(&anomaly.evidence_audit_ids).unwrap_or_else(|_| "[]".into());
+        let evidence =
+            serde_json::to_string(&anomaly.evidence_audit_ids).unwrap_or_else(|_| "[]".into());
         self.connection
             .execute(
                 "INSERT INTO anomalies (id, detector, kind, identity, cluster, window_start, window_end, severity, score, \
@@ -143,7 +160,12 @@ impl<'a> AnomalyStore<'a> {
                 )
                 .map_err(database("preparing the incident lookup"))?;
             let mut rows = statement
-                .query(params![anomaly.cluster, anomaly.identity, start - self.gap_micros, end + self.gap_micros])
+                .query(params![
+                    anomaly.cluster,
+                    anomaly.identity,
+                    start - self.gap_micros,
+                    end + self.gap_micros
+                ])
                 .map_err(database("looking up the open incident"))?;
             match rows.next().map_err(database("reading the open incident"))? {
                 Some(row) => Some((
@@ -176,7 +198,13 @@ impl<'a> AnomalyStore<'a> {
                 Ok(id)
             }
             None => {
-                let id = stable_anomaly_id(&anomaly.cluster, "incident", &anomaly.identity, start, Some(&anomaly.id));
+                let id = stable_anomaly_id(
+                    &anomaly.cluster,
+                    "incident",
+                    &anomaly.identity,
+                    start,
+                    Some(&anomaly.id),
+                );
                 self.connection
                     .execute(
                         "INSERT OR IGNORE INTO incidents (id, identity, cluster, first_seen, last_seen, severity, title, \
@@ -227,23 +255,41 @@ impl<'a> AnomalyStore<'a> {
             filter.limit.unwrap_or(1000),
             filter.offset.unwrap_or(0)
         );
-        let mut statement = self.connection.prepare(&sql).map_err(database("preparing the anomaly list"))?;
+        let mut statement = self
+            .connection
+            .prepare(&sql)
+            .map_err(database("preparing the anomaly list"))?;
         let mut rows = statement.query([]).map_err(database("listing anomalies"))?;
         let mut listed = Vec::new();
         while let Some(row) = rows.next().map_err(database("reading an anomaly row"))? {
-            let read = |index: usize| -> Result<String> { row.get(index).map_err(database("reading an anomaly column")) };
+            let read = |index: usize| -> Result<String> {
+                row.get(index)
+                    .map_err(database("reading an anomaly column"))
+            };
             let id = read(1)?;
             let kind = match read(3)?.as_str() {
                 "rule" => AnomalyKind::Rule,
                 "novelty" => AnomalyKind::Novelty,
                 "model" => AnomalyKind::Model,
-                other => return Err(AnomalyStoreError::Corrupt { id, reason: format!("unknown kind {other:?}") }),
+                other => {
+                    return Err(AnomalyStoreError::Corrupt {
+                        id,
+                        reason: format!("unknown kind {other:?}"),
+                    });
+                }
             };
-            let severity = read(8)?
-                .parse::<Severity>()
-                .map_err(|error| AnomalyStoreError::Corrupt { id: id.clone(), reason: error.to_string() })?;
+            let severity =
+                read(8)?
+                    .parse::<Severity>()
+                    .map_err(|error| AnomalyStoreError::Corrupt {
+                        id: id.clone(),
+                        reason: error.to_string(),
+                    })?;
             let parse_list = |text: String, id: &str| -> Result<Vec<String>> {
-                serde_json::from_str(&text).map_err(|error| AnomalyStoreError::Corrupt { id: id.to_string(), reason: error.to_string() })
+                serde_json::from_str(&text).map_err(|error| AnomalyStoreError::Corrupt {
+                    id: id.to_string(),
+                    reason: error.to_string(),
+                })
             };
             let reasons = parse_list(read(11)?, &id)?;
             let evidence = parse_list(read(12)?, &id)?;
@@ -255,8 +301,12 @@ impl<'a> AnomalyStore<'a> {
                     kind,
                     identity: read(4)?,
                     cluster: read(5)?,
-                    window_start: datetime_from_micros(row.get(6).map_err(database("reading window start"))?),
-                    window_end: datetime_from_micros(row.get(7).map_err(database("reading window end"))?),
+                    window_start: datetime_from_micros(
+                        row.get(6).map_err(database("reading window start"))?,
+                    ),
+                    window_end: datetime_from_micros(
+                        row.get(7).map_err(database("reading window end"))?,
+                    ),
                     severity,
                     score: row.get(9).map_err(database("reading score"))?,
                     title: read(10)?,
@@ -270,7 +320,12 @@ impl<'a> AnomalyStore<'a> {
     }
 
     /// Incidents overlapping a time range, newest first.
-    pub fn incidents(&self, since: Option<i64>, until: Option<i64>, limit: usize) -> Result<Vec<Incident>> {
+    pub fn incidents(
+        &self,
+        since: Option<i64>,
+        until: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Incident>> {
         let sql = format!(
             "SELECT i.id, i.identity, i.cluster, epoch_us(i.first_seen), epoch_us(i.last_seen), i.severity, i.title, i.anomaly_count, \
              to_json(i.detectors)::VARCHAR, \
@@ -280,25 +335,39 @@ impl<'a> AnomalyStore<'a> {
             since.unwrap_or(i64::MIN),
             until.unwrap_or(i64::MAX)
         );
-        let mut statement = self.connection.prepare(&sql).map_err(database("preparing the incident list"))?;
+        let mut statement = self
+            .connection
+            .prepare(&sql)
+            .map_err(database("preparing the incident list"))?;
         let mut rows = statement.query([]).map_err(database("listing incidents"))?;
         let mut incidents = Vec::new();
         while let Some(row) = rows.next().map_err(database("reading an incident row"))? {
             let id: String = row.get(0).map_err(database("reading incident id"))?;
             let list = |index: usize| -> Result<Vec<String>> {
-                let text: Option<String> = row.get(index).map_err(database("reading an incident list"))?;
-                serde_json::from_str(text.as_deref().unwrap_or("[]"))
-                    .map_err(|error| AnomalyStoreError::Corrupt { id: id.clone(), reason: error.to_string() })
+                let text: Option<String> = row
+                    .get(index)
+                    .map_err(database("reading an incident list"))?;
+                serde_json::from_str(text.as_deref().unwrap_or("[]")).map_err(|error| {
+                    AnomalyStoreError::Corrupt {
+                        id: id.clone(),
+                        reason: error.to_string(),
+                    }
+                })
             };
             let severity: String = row.get(5).map_err(database("reading incident severity"))?;
             incidents.push(Incident {
                 identity: row.get(1).map_err(database("reading incident identity"))?,
                 cluster: row.get(2).map_err(database("reading incident cluster"))?,
-                first_seen: datetime_from_micros(row.get(3).map_err(database("reading first_seen"))?),
+                first_seen: datetime_from_micros(
+                    row.get(3).map_err(database("reading first_seen"))?,
+                ),
                 last_seen: datetime_from_micros(row.get(4).map_err(database("reading last_seen"))?),
                 severity: severity.parse().unwrap_or(Severity::Info),
                 title: row.get(6).map_err(database("reading incident title"))?,
-                anomaly_count: row.get::<_, i64>(7).map_err(database("reading anomaly_count"))?.max(0) as u64,
+                anomaly_count: row
+                    .get::<_, i64>(7)
+                    .map_err(database("reading anomaly_count"))?
+                    .max(0) as u64,
                 detectors: list(8)?,
                 anomaly_ids: list(9)?,
                 evidence_audit_ids: list(10)?,
@@ -311,7 +380,9 @@ impl<'a> AnomalyStore<'a> {
 
 /// Runs `sql/catalog.sql` (idempotent).
 pub fn ensure_tables(connection: &Connection) -> Result<()> {
-    connection.execute_batch(CATALOG_SQL).map_err(database("creating the catalog tables of sql/catalog.sql"))
+    connection
+        .execute_batch(CATALOG_SQL)
+        .map_err(database("creating the catalog tables of sql/catalog.sql"))
 }
 
 #[cfg(test)]
@@ -348,22 +419,45 @@ mod tests {
             anomaly("alice", 200, Severity::Medium, "workload.exec"),
         ];
         assert_eq!(store.record(&anomalies).expect("record"), 4);
-        assert_eq!(store.record(&anomalies).expect("record again"), 0, "same anomalies are not stored twice");
+        assert_eq!(
+            store.record(&anomalies).expect("record again"),
+            0,
+            "same anomalies are not stored twice"
+        );
         let all = store.list(&AnomalyFilter::default()).expect("list");
         assert_eq!(all.len(), 4);
-        assert_eq!(all[0].anomaly, anomalies[3], "newest first and round-trips exactly");
+        assert_eq!(
+            all[0].anomaly, anomalies[3],
+            "newest first and round-trips exactly"
+        );
         let alice_high = store
-            .list(&AnomalyFilter { identity: Some("alice".into()), minimum_severity: Some(Severity::High), ..AnomalyFilter::default() })
+            .list(&AnomalyFilter {
+                identity: Some("alice".into()),
+                minimum_severity: Some(Severity::High),
+                ..AnomalyFilter::default()
+            })
             .expect("filtered list");
         assert_eq!(alice_high.len(), 1);
         assert_eq!(alice_high[0].anomaly.detector, "rbac.wildcard_grant");
-        let paged = store.list(&AnomalyFilter { limit: Some(2), offset: Some(2), ..AnomalyFilter::default() }).expect("page");
+        let paged = store
+            .list(&AnomalyFilter {
+                limit: Some(2),
+                offset: Some(2),
+                ..AnomalyFilter::default()
+            })
+            .expect("page");
         assert_eq!(paged.len(), 2);
         let incidents = store.incidents(None, None, 100).expect("incidents");
         assert_eq!(incidents.len(), 3);
-        let grouped = incidents.iter().find(|incident| incident.anomaly_count == 2).expect("alice's grouped incident");
+        let grouped = incidents
+            .iter()
+            .find(|incident| incident.anomaly_count == 2)
+            .expect("alice's grouped incident");
         assert_eq!(grouped.severity, Severity::Critical);
-        assert_eq!(grouped.detectors, vec!["workload.exec", "rbac.wildcard_grant"]);
+        assert_eq!(
+            grouped.detectors,
+            vec!["workload.exec", "rbac.wildcard_grant"]
+        );
         assert_eq!(grouped.evidence_audit_ids, vec!["audit-0", "audit-10"]);
     }
 }

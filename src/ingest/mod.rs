@@ -125,18 +125,9 @@ pub fn prepare(data_dir: &Path, config: &Config, maintenance: bool) -> Result<In
             "recovered from an interrupted run"
         );
     }
+    let mut recovery = recovery;
     let catalog = crate::store::catalog::Catalog::open(data_dir)
         .map_err(|error| IngestError::Store(error.to_string()))?;
-    let (added, vanished) = catalog
-        .reconcile(&recovery.parts)
-        .map_err(|error| IngestError::Store(error.to_string()))?;
-    if added + vanished > 0 {
-        tracing::info!(
-            added,
-            vanished,
-            "manifest reconciled with the parts on disk"
-        );
-    }
     let settings = PipelineSettings {
         cluster: config.cluster.clone(),
         data_dir: data_dir.to_path_buf(),
@@ -153,8 +144,23 @@ pub fn prepare(data_dir: &Path, config: &Config, maintenance: bool) -> Result<In
         max_line_bytes: config.ingest.max_line_bytes,
         compact_min_parts: config.store.compact_min_parts,
         retention_days: config.store.retention_days,
-        maintenance_interval: maintenance.then_some(Duration::from_secs(300)),
+        maintenance_interval: maintenance.then_some(Duration::from_millis(
+            config.store.maintenance_interval_ms.max(100),
+        )),
     };
+    // Before the manifest is reconciled: the catalog still knows which source
+    // ranges a corrupt part held.
+    recovery::repair_corrupt_parts(data_dir, &mut recovery, &catalog, &settings)?;
+    let (added, vanished) = catalog
+        .reconcile(&recovery.parts)
+        .map_err(|error| IngestError::Store(error.to_string()))?;
+    if added + vanished > 0 {
+        tracing::info!(
+            added,
+            vanished,
+            "manifest reconciled with the parts on disk"
+        );
+    }
     Ok(IngestSetup {
         lock,
         catalog,

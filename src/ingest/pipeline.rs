@@ -473,7 +473,9 @@ impl Committer {
                 || self.last_flush.elapsed() >= self.settings.flush_interval
             {
                 // A failure here is retried at the next tick; the data stays pending.
-                let _ = self.flush_with_retry(1);
+                if self.flush_with_retry(1).is_err() {
+                    self.wait_until_flushed_if_full();
+                }
             }
             if let Some(interval) = self.settings.maintenance_interval
                 && self.last_maintenance.elapsed() >= interval
@@ -540,6 +542,29 @@ impl Committer {
             Decoded::Flush { reply, .. } => {
                 let result = self.flush_with_retry(5);
                 let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Back-pressure when flushing fails (disk full): once the buffer is at
+    /// its limits, stop taking decoded lines and retry until a flush succeeds,
+    /// so the bounded channels fill and the reader blocks. Without this the
+    /// buffer would grow with everything read while the disk stays full.
+    fn wait_until_flushed_if_full(&mut self) {
+        let mut delay = Duration::from_millis(200);
+        while self.pending_rows >= self.settings.flush_rows
+            || self.pending_bytes >= self.settings.flush_bytes
+        {
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(5));
+            match self.flush() {
+                Ok(_) => tracing::info!("flush succeeded again; reading resumes"),
+                Err(error) => {
+                    self.stats
+                        .flush_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(%error, "buffer full and flush still failing; reading is paused");
+                }
             }
         }
     }

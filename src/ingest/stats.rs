@@ -40,11 +40,26 @@ pub struct IngestStats {
     pub compactions: AtomicU64,
     pub read_errors: AtomicU64,
     pub bytes_read: AtomicU64,
+    /// Corrupt parts found at start (moved to `data/corrupt/`); an alert for
+    /// the metrics endpoint: any value above zero needs a person.
+    pub corrupt_parts: AtomicU64,
+    /// Rows of corrupt parts that could not be read again from their source.
+    pub corrupt_rows_lost: AtomicU64,
     quarantine_reasons: Mutex<BTreeMap<String, u64>>,
     files: Mutex<BTreeMap<String, FileStatus>>,
 }
 
 impl IngestStats {
+    pub fn record_corrupt_parts(&self, corrupt: &[super::recovery::CorruptPart]) {
+        for part in corrupt {
+            self.corrupt_parts.fetch_add(1, Ordering::Relaxed);
+            self.corrupt_rows_lost.fetch_add(
+                part.rows_expected.saturating_sub(part.rows_recovered),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
     pub fn record_decoded<'a>(
         &self,
         lines: u64,

@@ -210,6 +210,31 @@ impl Catalog {
         Ok((missing.len(), vanished.len()))
     }
 
+    /// The source ranges the manifest recorded for a part (for re-reading a
+    /// part whose own footer is unreadable). `fingerprint` is the source id's
+    /// first-line part; `source_file` is unknown here and left empty.
+    pub fn part_sources(&self, part_id: &str) -> Result<Vec<super::writer::SourceSpan>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT source_id, min_offset, end_offset, rows FROM part_sources WHERE part_id = ? ORDER BY source_id, min_offset")
+            .map_err(duckdb_error("reading part sources"))?;
+        let rows = statement
+            .query_map(params![part_id], |row| {
+                let source_id: String = row.get(0)?;
+                Ok(super::writer::SourceSpan {
+                    fingerprint: source_id.split('-').next().unwrap_or_default().to_string(),
+                    source_id,
+                    source_file: String::new(),
+                    min_offset: row.get::<_, i64>(1)?.max(0) as u64,
+                    end_offset: row.get::<_, i64>(2)?.max(0) as u64,
+                    rows: row.get::<_, i64>(3)?.max(0) as u64,
+                })
+            })
+            .map_err(duckdb_error("reading part sources"))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(duckdb_error("reading part sources"))
+    }
+
     /// Rows per live part according to the manifest (for status and tests).
     pub fn manifest_rows(&self) -> Result<i64> {
         self.connection

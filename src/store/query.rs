@@ -306,7 +306,10 @@ fn stream_results(
             // Chunks hold what fits in the chunk size and in what is left of
             // the byte budget, estimated from the batch's in-memory size and
             // corrected by the encoded size of earlier chunks.
-            let budget = limits.max_chunk_bytes.min(limits.max_bytes.saturating_sub(bytes_sent)).max(1);
+            let budget = limits
+                .max_chunk_bytes
+                .min(limits.max_bytes.saturating_sub(bytes_sent))
+                .max(1);
             let per_row = bytes_per_row.max(encoded_bytes_per_row);
             let rows_per_chunk = (budget / per_row).max(1) as usize;
             if rows_sent >= limits.max_rows {
@@ -580,10 +583,19 @@ impl Sandbox {
     fn check_parse_tree(&self, sql: &str) -> Result<()> {
         let connection = self.connection()?;
         let serialized: String = connection
-            .query_row("SELECT json_serialize_sql(CAST($1 AS VARCHAR))", [sql], |row| row.get(0))
-            .map_err(|error| QueryError::Internal(format!("DuckDB's parser could not check the statement: {error}")))?;
-        let tree: serde_json::Value = serde_json::from_str(&serialized)
-            .map_err(|error| QueryError::Internal(format!("DuckDB's parse tree is not JSON: {error}")))?;
+            .query_row(
+                "SELECT json_serialize_sql(CAST($1 AS VARCHAR))",
+                [sql],
+                |row| row.get(0),
+            )
+            .map_err(|error| {
+                QueryError::Internal(format!(
+                    "DuckDB's parser could not check the statement: {error}"
+                ))
+            })?;
+        let tree: serde_json::Value = serde_json::from_str(&serialized).map_err(|error| {
+            QueryError::Internal(format!("DuckDB's parse tree is not JSON: {error}"))
+        })?;
         if tree["error"].as_bool() == Some(true) {
             let message = tree["error_message"].as_str().unwrap_or_default();
             if message.contains("Only SELECT") {
@@ -592,13 +604,21 @@ impl Sandbox {
                     reason: "only SELECT statements run here; DuckDB parses this as another kind of statement".into(),
                 });
             }
-            return Err(QueryError::Invalid(format!("{}: {message}", tree["error_type"].as_str().unwrap_or("error"))));
+            return Err(QueryError::Invalid(format!(
+                "{}: {message}",
+                tree["error_type"].as_str().unwrap_or("error")
+            )));
         }
         if let Some(node) = first_writing_node(&tree) {
-            let what = node.trim_end_matches("_QUERY_NODE").trim_end_matches("_NODE").replace('_', " ");
+            let what = node
+                .trim_end_matches("_QUERY_NODE")
+                .trim_end_matches("_NODE")
+                .replace('_', " ");
             return Err(QueryError::Refused {
                 what: format!("{what} inside a query"),
-                reason: "data-modifying WITH clauses are not allowed: the query endpoint is read-only".into(),
+                reason:
+                    "data-modifying WITH clauses are not allowed: the query endpoint is read-only"
+                        .into(),
             });
         }
         Ok(())
@@ -606,7 +626,12 @@ impl Sandbox {
 }
 
 /// Query node types a read-only statement may contain.
-const READ_QUERY_NODES: [&str; 4] = ["SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"];
+const READ_QUERY_NODES: [&str; 4] = [
+    "SELECT_NODE",
+    "SET_OPERATION_NODE",
+    "RECURSIVE_CTE_NODE",
+    "CTE_NODE",
+];
 
 /// The first query node in a serialized parse tree that is not a read
 /// (`INSERT_QUERY_NODE`, `DELETE_QUERY_NODE`, ...).

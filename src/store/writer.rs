@@ -211,7 +211,13 @@ impl PartWriter {
             path: final_path.clone(),
             source,
         })?;
-        sync_dir(&directory)?;
+        if let Err(error) = sync_dir(&directory) {
+            // The caller treats an error as "no part": a part left behind
+            // would carry a flush sequence the retry reuses, and be committed
+            // twice with it.
+            let _ = std::fs::remove_file(&final_path);
+            return Err(error);
+        }
         let bytes = std::fs::metadata(&final_path)
             .map(|meta| meta.len())
             .unwrap_or(0);

@@ -42,9 +42,20 @@ fn train_person(index: &mut NoveltyIndex, user: &str) -> i64 {
             let namespace = if step % 2 == 0 { "dev" } else { "staging" };
             let verb = if step % 3 == 0 { "list" } else { "get" };
             let ip = format!("203.0.113.{}", 10 + (day % 5));
-            let request_value = Request { user, verb, resource: "pods", namespace, ip: &ip, agent: "kubectl/v1.29.0 (linux/amd64) kubernetes/abc" };
+            let request_value = Request {
+                user,
+                verb,
+                resource: "pods",
+                namespace,
+                ip: &ip,
+                agent: "kubectl/v1.29.0 (linux/amd64) kubernetes/abc",
+            };
             counter += 1;
-            assert!(index.observe(&request(&request_value, ts, &format!("train-{counter}"))).is_empty());
+            assert!(
+                index
+                    .observe(&request(&request_value, ts, &format!("train-{counter}")))
+                    .is_empty()
+            );
         }
     }
     ts
@@ -60,7 +71,14 @@ fn one_new_user_agent_version_or_address_is_nothing() {
     let last = train_person(&mut index, "alice");
     assert!(last < T0 + 10 * DAY);
     let next_day = T0 + 11 * DAY + 10 * HOUR;
-    let upgraded = Request { user: "alice", verb: "get", resource: "pods", namespace: "dev", ip: "203.0.113.99", agent: "kubectl/v1.31.2 (darwin/arm64) kubernetes/def" };
+    let upgraded = Request {
+        user: "alice",
+        verb: "get",
+        resource: "pods",
+        namespace: "dev",
+        ip: "203.0.113.99",
+        agent: "kubectl/v1.31.2 (darwin/arm64) kubernetes/def",
+    };
     let mut anomalies = index.observe(&request(&upgraded, next_day, "x1"));
     anomalies.extend(index.finish());
     assert!(anomalies.is_empty(), "{anomalies:?}");
@@ -75,19 +93,55 @@ fn a_person_at_night_in_new_namespaces_from_a_new_network_is_raised_once() {
     assert_eq!(hour_of(night), 2);
     let mut anomalies = Vec::new();
     for (step, namespace) in ["payments", "vault", "prod"].iter().enumerate() {
-        let evil = Request { user: "alice", verb: "list", resource: "secrets", namespace, ip: "198.51.100.23", agent: "kubectl/v1.29.0" };
-        anomalies.extend(index.observe(&request(&evil, night + step as i64 * MINUTE, &format!("evil-{step}"))));
+        let evil = Request {
+            user: "alice",
+            verb: "list",
+            resource: "secrets",
+            namespace,
+            ip: "198.51.100.23",
+            agent: "kubectl/v1.29.0",
+        };
+        anomalies.extend(index.observe(&request(
+            &evil,
+            night + step as i64 * MINUTE,
+            &format!("evil-{step}"),
+        )));
     }
     anomalies.extend(index.finish());
-    assert_eq!(anomalies.len(), 1, "combined into one anomaly: {anomalies:?}");
+    assert_eq!(
+        anomalies.len(),
+        1,
+        "combined into one anomaly: {anomalies:?}"
+    );
     let anomaly = &anomalies[0];
     assert_eq!(anomaly.kind, AnomalyKind::Novelty);
     assert_eq!(anomaly.identity, "alice");
     assert!(anomaly.score >= 0.6, "score {}", anomaly.score);
-    assert_eq!(anomaly.severity, Severity::High, "four kinds of novelty at once");
-    assert_eq!(anomaly.evidence_audit_ids, vec!["evil-0", "evil-1", "evil-2"]);
-    assert!(anomaly.reasons.iter().any(|reason| reason.contains("namespace payments")), "{:?}", anomaly.reasons);
-    assert!(anomaly.reasons.iter().any(|reason| reason.contains("198.51.100.0/24")), "{:?}", anomaly.reasons);
+    assert_eq!(
+        anomaly.severity,
+        Severity::High,
+        "four kinds of novelty at once"
+    );
+    assert_eq!(
+        anomaly.evidence_audit_ids,
+        vec!["evil-0", "evil-1", "evil-2"]
+    );
+    assert!(
+        anomaly
+            .reasons
+            .iter()
+            .any(|reason| reason.contains("namespace payments")),
+        "{:?}",
+        anomaly.reasons
+    );
+    assert!(
+        anomaly
+            .reasons
+            .iter()
+            .any(|reason| reason.contains("198.51.100.0/24")),
+        "{:?}",
+        anomaly.reasons
+    );
 }
 
 #[test]
@@ -97,15 +151,40 @@ fn a_service_account_token_used_from_outside_is_high() {
     let mut ts = T0;
     for step in 0..(5 * 24 * 6) {
         ts = T0 + step * 10 * MINUTE;
-        let normal = Request { user: sa, verb: "get", resource: "configmaps", namespace: "shop", ip: "10.244.3.17", agent: "checkout/1.4 (linux) client-go" };
-        assert!(index.observe(&request(&normal, ts, &format!("n-{step}"))).is_empty());
+        let normal = Request {
+            user: sa,
+            verb: "get",
+            resource: "configmaps",
+            namespace: "shop",
+            ip: "10.244.3.17",
+            agent: "checkout/1.4 (linux) client-go",
+        };
+        assert!(
+            index
+                .observe(&request(&normal, ts, &format!("n-{step}")))
+                .is_empty()
+        );
     }
-    let stolen = Request { user: sa, verb: "list", resource: "secrets", namespace: "shop", ip: "198.51.100.7", agent: "curl/8.4.0" };
+    let stolen = Request {
+        user: sa,
+        verb: "list",
+        resource: "secrets",
+        namespace: "shop",
+        ip: "198.51.100.7",
+        agent: "curl/8.4.0",
+    };
     let mut anomalies = index.observe(&request(&stolen, ts + MINUTE, "stolen"));
     anomalies.extend(index.finish());
     assert_eq!(anomalies.len(), 1);
     assert_eq!(anomalies[0].severity, Severity::High);
-    assert!(anomalies[0].reasons.iter().any(|reason| reason.contains("public address")), "{:?}", anomalies[0].reasons);
+    assert!(
+        anomalies[0]
+            .reasons
+            .iter()
+            .any(|reason| reason.contains("public address")),
+        "{:?}",
+        anomalies[0].reasons
+    );
 }
 
 #[test]
@@ -115,10 +194,24 @@ fn a_pod_moving_to_another_node_is_not_news_for_a_service_account() {
     let mut ts = T0;
     for step in 0..(3 * 24 * 6) {
         ts = T0 + step * 10 * MINUTE;
-        let normal = Request { user: sa, verb: "get", resource: "configmaps", namespace: "shop", ip: "10.244.3.17", agent: "checkout/1.4" };
+        let normal = Request {
+            user: sa,
+            verb: "get",
+            resource: "configmaps",
+            namespace: "shop",
+            ip: "10.244.3.17",
+            agent: "checkout/1.4",
+        };
         index.observe(&request(&normal, ts, &format!("n-{step}")));
     }
-    let moved = Request { user: sa, verb: "get", resource: "configmaps", namespace: "shop", ip: "10.244.9.4", agent: "checkout/1.5" };
+    let moved = Request {
+        user: sa,
+        verb: "get",
+        resource: "configmaps",
+        namespace: "shop",
+        ip: "10.244.9.4",
+        agent: "checkout/1.5",
+    };
     let mut anomalies = index.observe(&request(&moved, ts + MINUTE, "moved"));
     anomalies.extend(index.finish());
     assert!(anomalies.is_empty(), "{anomalies:?}");
@@ -130,7 +223,14 @@ fn learning_identities_raise_nothing() {
     let mut anomalies = Vec::new();
     for step in 0..30 {
         let namespace = format!("ns-{step}");
-        let wild = Request { user: "newcomer", verb: "delete", resource: "pods", namespace: &namespace, ip: &format!("198.51.{step}.1"), agent: &format!("tool{step}/1") };
+        let wild = Request {
+            user: "newcomer",
+            verb: "delete",
+            resource: "pods",
+            namespace: &namespace,
+            ip: &format!("198.51.{step}.1"),
+            agent: &format!("tool{step}/1"),
+        };
         anomalies.extend(index.observe(&request(&wild, T0 + step * MINUTE, &format!("w-{step}"))));
     }
     anomalies.extend(index.finish());
@@ -145,12 +245,18 @@ fn habits_are_what_was_done_before_the_window() {
     assert!(index.is_habitual("alice", "get pods dev", last + MINUTE));
     assert!(!index.is_habitual("alice", "create pods/exec dev", last + MINUTE));
     assert!(!index.is_habitual("bob", "get pods dev", last + MINUTE));
-    assert!(!index.is_habitual("alice", "get pods dev", T0), "not before it was first seen");
+    assert!(
+        !index.is_habitual("alice", "get pods dev", T0),
+        "not before it was first seen"
+    );
 }
 
 #[test]
 fn values_expire_after_the_lookback() {
-    let options = NoveltyOptions { lookback_micros: 3 * DAY, ..NoveltyOptions::default() };
+    let options = NoveltyOptions {
+        lookback_micros: 3 * DAY,
+        ..NoveltyOptions::default()
+    };
     let mut index = NoveltyIndex::new(options);
     let last = train_person(&mut index, "alice");
     assert!(index.is_habitual("alice", "get pods dev", last + MINUTE));
@@ -159,21 +265,47 @@ fn values_expire_after_the_lookback() {
 
 #[test]
 fn families_and_networks() {
-    assert_eq!(user_agent_family(Some("kubectl/v1.30.1 (linux/amd64) kubernetes/abc")), "kubectl");
-    assert_eq!(user_agent_family(Some("Go-http-client/2.0")), "go-http-client");
+    assert_eq!(
+        user_agent_family(Some("kubectl/v1.30.1 (linux/amd64) kubernetes/abc")),
+        "kubectl"
+    );
+    assert_eq!(
+        user_agent_family(Some("Go-http-client/2.0")),
+        "go-http-client"
+    );
     assert_eq!(user_agent_family(None), "(none)");
-    assert_eq!(network_of("10.244.3.17"), Some(("10.244.0.0/16".into(), false)));
-    assert_eq!(network_of("198.51.100.7"), Some(("198.51.100.0/24".into(), true)));
-    assert_eq!(network_of("2001:db8:1:2:3::4"), Some(("2001:db8:1:2::/64".into(), true)));
+    assert_eq!(
+        network_of("10.244.3.17"),
+        Some(("10.244.0.0/16".into(), false))
+    );
+    assert_eq!(
+        network_of("198.51.100.7"),
+        Some(("198.51.100.0/24".into(), true))
+    );
+    assert_eq!(
+        network_of("2001:db8:1:2:3::4"),
+        Some(("2001:db8:1:2::/64".into(), true))
+    );
     assert_eq!(network_of("not-an-ip"), None);
 }
 
 #[test]
 fn repeated_facts_of_one_kind_count_less() {
-    let fact = |kind, value: &str, weight| NovelFact { kind, value: value.into(), weight, reason: String::new() };
+    let fact = |kind, value: &str, weight| NovelFact {
+        kind,
+        value: value.into(),
+        weight,
+        reason: String::new(),
+    };
     let one = combined_score(&[fact(FactKind::Namespace, "a", 0.4)]);
-    let two = combined_score(&[fact(FactKind::Namespace, "a", 0.4), fact(FactKind::Namespace, "b", 0.4)]);
-    let mixed = combined_score(&[fact(FactKind::Namespace, "a", 0.4), fact(FactKind::Network, "n", 0.4)]);
+    let two = combined_score(&[
+        fact(FactKind::Namespace, "a", 0.4),
+        fact(FactKind::Namespace, "b", 0.4),
+    ]);
+    let mixed = combined_score(&[
+        fact(FactKind::Namespace, "a", 0.4),
+        fact(FactKind::Network, "n", 0.4),
+    ]);
     assert!((one - 0.4).abs() < 1e-9);
     assert!(two > one && two < mixed, "{one} {two} {mixed}");
     assert!((mixed - 0.64).abs() < 1e-9);

@@ -56,35 +56,156 @@ pub struct RuleSpec {
     pub habitual: bool,
 }
 
-const fn rule(id: &'static str, severity: Severity, title: &'static str, habitual: bool) -> RuleSpec {
-    RuleSpec { id, severity, title, tier: RuleTier::Alert, habitual }
+const fn rule(
+    id: &'static str,
+    severity: Severity,
+    title: &'static str,
+    habitual: bool,
+) -> RuleSpec {
+    RuleSpec {
+        id,
+        severity,
+        title,
+        tier: RuleTier::Alert,
+        habitual,
+    }
 }
 
 /// The catalogue. Severities are the defaults; some rules raise or lower
 /// them per event (a broad group subject, a write by an anonymous caller).
 pub const RULES: &[RuleSpec] = &[
-    rule("rbac.wildcard_grant", Severity::High, "Role grants wildcard access", false),
-    rule("rbac.escalation_grant", Severity::High, "Role grants escalate, bind or impersonate", false),
-    rule("rbac.sensitive_grant", Severity::Medium, "Role grants exec, node proxy, tokens or secrets", false),
-    rule("rbac.cluster_admin_binding", Severity::Critical, "Binding to cluster-admin or a wildcard role", false),
-    rule("rbac.broad_group_binding", Severity::High, "Binding grants a role to every authenticated or anonymous caller", false),
-    rule("rbac.system_role_modified", Severity::High, "Built-in system role or binding modified", false),
-    rule("admission.webhook_changed", Severity::High, "Admission webhook configuration changed", true),
-    rule("config.service_account_critical_write", Severity::High, "Service account wrote RBAC, webhooks, CRDs or cluster config", true),
-    rule("config.critical_configmap_changed", Severity::Medium, "Critical cluster configuration changed", false),
-    rule("config.credentials_in_configmap", Severity::Medium, "Config map written with credentials in it", false),
-    rule("workload.exec_system_namespace", Severity::High, "Exec, attach or port-forward into a system namespace", false),
-    rule("workload.exec", Severity::Low, "Exec or attach into a pod", true),
-    rule("workload.privileged_pod", Severity::High, "Pod with privileged or host access", false),
-    rule("node.proxy", Severity::High, "Kubelet API reached through nodes/proxy", true),
-    rule("certificates.csr_approval", Severity::High, "Certificate signing request approved by hand", false),
-    rule("serviceaccount.privileged_token_request", Severity::High, "Token requested for a privileged service account", true),
-    rule("auth.anonymous_allowed", Severity::High, "Anonymous request allowed", false),
-    rule("auth.impersonation", Severity::Medium, "Request made by impersonating another identity", true),
-    rule("auth.forbidden_burst", Severity::Medium, "Burst of denied requests across resources", false),
-    rule("secrets.cluster_wide_list", Severity::High, "Secrets listed across all namespaces", true),
-    rule("secrets.enumeration", Severity::High, "Many distinct secrets read", true),
-    rule("audit.events_deleted", Severity::Medium, "Kubernetes events deleted", true),
+    rule(
+        "rbac.wildcard_grant",
+        Severity::High,
+        "Role grants wildcard access",
+        false,
+    ),
+    rule(
+        "rbac.escalation_grant",
+        Severity::High,
+        "Role grants escalate, bind or impersonate",
+        false,
+    ),
+    rule(
+        "rbac.sensitive_grant",
+        Severity::Medium,
+        "Role grants exec, node proxy, tokens or secrets",
+        false,
+    ),
+    rule(
+        "rbac.cluster_admin_binding",
+        Severity::Critical,
+        "Binding to cluster-admin or a wildcard role",
+        false,
+    ),
+    rule(
+        "rbac.broad_group_binding",
+        Severity::High,
+        "Binding grants a role to every authenticated or anonymous caller",
+        false,
+    ),
+    rule(
+        "rbac.system_role_modified",
+        Severity::High,
+        "Built-in system role or binding modified",
+        false,
+    ),
+    rule(
+        "admission.webhook_changed",
+        Severity::High,
+        "Admission webhook configuration changed",
+        true,
+    ),
+    rule(
+        "config.service_account_critical_write",
+        Severity::High,
+        "Service account wrote RBAC, webhooks, CRDs or cluster config",
+        true,
+    ),
+    rule(
+        "config.critical_configmap_changed",
+        Severity::Medium,
+        "Critical cluster configuration changed",
+        false,
+    ),
+    rule(
+        "config.credentials_in_configmap",
+        Severity::Medium,
+        "Config map written with credentials in it",
+        false,
+    ),
+    rule(
+        "workload.exec_system_namespace",
+        Severity::High,
+        "Exec, attach or port-forward into a system namespace",
+        false,
+    ),
+    rule(
+        "workload.exec",
+        Severity::Low,
+        "Exec or attach into a pod",
+        true,
+    ),
+    rule(
+        "workload.privileged_pod",
+        Severity::High,
+        "Pod with privileged or host access",
+        false,
+    ),
+    rule(
+        "node.proxy",
+        Severity::High,
+        "Kubelet API reached through nodes/proxy",
+        true,
+    ),
+    rule(
+        "certificates.csr_approval",
+        Severity::High,
+        "Certificate signing request approved by hand",
+        false,
+    ),
+    rule(
+        "serviceaccount.privileged_token_request",
+        Severity::High,
+        "Token requested for a privileged service account",
+        true,
+    ),
+    rule(
+        "auth.anonymous_allowed",
+        Severity::High,
+        "Anonymous request allowed",
+        false,
+    ),
+    rule(
+        "auth.impersonation",
+        Severity::Medium,
+        "Request made by impersonating another identity",
+        true,
+    ),
+    rule(
+        "auth.forbidden_burst",
+        Severity::Medium,
+        "Burst of denied requests across resources",
+        false,
+    ),
+    rule(
+        "secrets.cluster_wide_list",
+        Severity::High,
+        "Secrets listed across all namespaces",
+        true,
+    ),
+    rule(
+        "secrets.enumeration",
+        Severity::High,
+        "Many distinct secrets read",
+        true,
+    ),
+    rule(
+        "audit.events_deleted",
+        Severity::Medium,
+        "Kubernetes events deleted",
+        true,
+    ),
     RuleSpec {
         id: "activity.rbac_changed",
         severity: Severity::Info,
@@ -142,7 +263,11 @@ impl Default for RuleOptions {
         RuleOptions {
             controllers: IdentityPatterns::builtin_controllers(),
             automation: IdentityPatterns::platform_automation(),
-            system_namespaces: vec!["kube-system".into(), "kube-public".into(), "kube-node-lease".into()],
+            system_namespaces: vec![
+                "kube-system".into(),
+                "kube-public".into(),
+                "kube-node-lease".into(),
+            ],
             trusted_images: Vec::new(),
             audit_trail: false,
             forbidden_window_micros: 30 * MINUTE,
@@ -231,7 +356,10 @@ struct Facts<'a> {
 
 impl Facts<'_> {
     fn is_write(&self) -> bool {
-        matches!(self.verb, "create" | "update" | "patch" | "delete" | "deletecollection")
+        matches!(
+            self.verb,
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        )
     }
 
     fn is_modify(&self) -> bool {
@@ -269,7 +397,12 @@ impl Facts<'_> {
         if let Some(ip) = self.event.source_ip() {
             text.push_str(&format!(" from {ip}"));
         }
-        if let Some(agent) = self.event.user_agent.as_deref().filter(|agent| !agent.is_empty()) {
+        if let Some(agent) = self
+            .event
+            .user_agent
+            .as_deref()
+            .filter(|agent| !agent.is_empty())
+        {
             let short: String = agent.chars().take(80).collect();
             text.push_str(&format!(" ({short})"));
         }
@@ -300,7 +433,12 @@ const WEBHOOK_RESOURCES: &[&str] = &[
     "mutatingadmissionpolicies",
     "mutatingadmissionpolicybindings",
 ];
-const RBAC_RESOURCES: &[&str] = &["roles", "clusterroles", "rolebindings", "clusterrolebindings"];
+const RBAC_RESOURCES: &[&str] = &[
+    "roles",
+    "clusterroles",
+    "rolebindings",
+    "clusterrolebindings",
+];
 /// Config maps that configure the cluster itself: DNS, networking, node
 /// authentication (EKS), kubeadm and the API server's client-CA bundle.
 const CRITICAL_CONFIGMAPS: &[(&str, &str)] = &[
@@ -318,11 +456,31 @@ const CRITICAL_CONFIGMAPS: &[(&str, &str)] = &[
 ];
 /// URIs anyone may read on a default cluster (`system:public-info-viewer`,
 /// service-account issuer discovery).
-const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version", "/.well-known/openid-configuration", "/openid/v1/jwks"];
+const PUBLIC_PATHS: &[&str] = &[
+    "/healthz",
+    "/livez",
+    "/readyz",
+    "/version",
+    "/.well-known/openid-configuration",
+    "/openid/v1/jwks",
+];
 /// Service-account names that usually carry powerful roles.
-const PRIVILEGED_SERVICE_ACCOUNT_MARKERS: &[&str] = &["admin", "root", "controller", "operator", "deployer", "manager", "provisioner"];
+const PRIVILEGED_SERVICE_ACCOUNT_MARKERS: &[&str] = &[
+    "admin",
+    "root",
+    "controller",
+    "operator",
+    "deployer",
+    "manager",
+    "provisioner",
+];
 /// Roles a binding may grant to everyone without alarm (Kubernetes defaults).
-const PUBLIC_ROLES: &[&str] = &["system:basic-user", "system:discovery", "system:public-info-viewer", "system:service-account-issuer-discovery"];
+const PUBLIC_ROLES: &[&str] = &[
+    "system:basic-user",
+    "system:discovery",
+    "system:public-info-viewer",
+    "system:service-account-issuer-discovery",
+];
 
 impl RuleSet {
     pub fn new(options: RuleOptions) -> RuleSet {
@@ -357,7 +515,10 @@ impl RuleSet {
 
     /// Evaluates one event; returns the anomalies it completes.
     pub fn evaluate(&mut self, event: &AuditEvent) -> Vec<Anomaly> {
-        self.evaluate_hits(event).into_iter().map(|hit| hit.anomaly).collect()
+        self.evaluate_hits(event)
+            .into_iter()
+            .map(|hit| hit.anomaly)
+            .collect()
     }
 
     /// Like [`RuleSet::evaluate`], keeping the habit keys of each hit.
@@ -396,12 +557,21 @@ impl RuleSet {
             self.webhook_rule(&facts, &mut hits);
         }
         self.critical_write_rules(&facts, &mut hits);
-        if facts.resource == "pods" && matches!(facts.subresource, "exec" | "attach" | "portforward") {
+        if facts.resource == "pods"
+            && matches!(facts.subresource, "exec" | "attach" | "portforward")
+        {
             self.exec_rules(&facts, &mut hits);
         }
         if matches!(
             facts.resource,
-            "pods" | "deployments" | "daemonsets" | "statefulsets" | "replicasets" | "jobs" | "cronjobs" | "replicationcontrollers"
+            "pods"
+                | "deployments"
+                | "daemonsets"
+                | "statefulsets"
+                | "replicasets"
+                | "jobs"
+                | "cronjobs"
+                | "replicationcontrollers"
         ) {
             self.privileged_pod_rule(&facts, &mut hits);
         }
@@ -472,7 +642,13 @@ impl RuleSet {
         let habitual = rule_spec(rule_id).is_some_and(|spec| spec.habitual);
         RuleHit {
             anomaly: Anomaly {
-                id: stable_anomaly_id(&self.cluster, rule_id, identity, window_start, evidence.first().map(String::as_str)),
+                id: stable_anomaly_id(
+                    &self.cluster,
+                    rule_id,
+                    identity,
+                    window_start,
+                    evidence.first().map(String::as_str),
+                ),
                 detector: rule_id.to_string(),
                 kind: AnomalyKind::Rule,
                 identity: identity.to_string(),
@@ -504,12 +680,16 @@ impl RuleSet {
                 self.cooldowns.clear();
             }
         }
-        self.cooldowns.insert(key, now + self.options.cooldown_micros);
+        self.cooldowns
+            .insert(key, now + self.options.cooldown_micros);
         false
     }
 
     fn is_system_namespace(&self, namespace: &str) -> bool {
-        self.options.system_namespaces.iter().any(|system| system == namespace)
+        self.options
+            .system_namespaces
+            .iter()
+            .any(|system| system == namespace)
     }
 
     // ---- RBAC ---------------------------------------------------------------
@@ -549,7 +729,11 @@ impl RuleSet {
 
     fn role_content_rules(&mut self, facts: &Facts<'_>, object: &Value, hits: &mut Vec<RuleHit>) {
         let cluster_scoped = facts.resource == "clusterroles";
-        let kind = if cluster_scoped { "ClusterRole" } else { "Role" };
+        let kind = if cluster_scoped {
+            "ClusterRole"
+        } else {
+            "Role"
+        };
         let role_label = role_label(kind, facts.namespace, facts.name);
         let rules = objects::policy_rules(object);
         let wildcard: Vec<&PolicyRule> = rules
@@ -557,15 +741,27 @@ impl RuleSet {
             .filter(|rule| rule.has_wildcard_verb() || rule.has_wildcard_resource())
             .collect();
         if !wildcard.is_empty() {
-            let full = wildcard.iter().any(|rule| rule.has_wildcard_verb() && rule.has_wildcard_resource());
+            let full = wildcard
+                .iter()
+                .any(|rule| rule.has_wildcard_verb() && rule.has_wildcard_resource());
             let severity = match (cluster_scoped, full) {
                 (true, true) => Severity::Critical,
                 (true, false) | (false, true) => Severity::High,
                 (false, false) => Severity::Medium,
             };
-            let what = if full { "all verbs on all resources" } else { "wildcard access" };
-            let mut reasons: Vec<String> = wildcard.iter().map(|rule| format!("rule grants {}", rule.describe())).collect();
-            reasons.insert(0, format!("{role_label} {} grants {what}", past_tense(facts.verb)));
+            let what = if full {
+                "all verbs on all resources"
+            } else {
+                "wildcard access"
+            };
+            let mut reasons: Vec<String> = wildcard
+                .iter()
+                .map(|rule| format!("rule grants {}", rule.describe()))
+                .collect();
+            reasons.insert(
+                0,
+                format!("{role_label} {} grants {what}", past_tense(facts.verb)),
+            );
             hits.push(self.single_event_hit(
                 facts,
                 "rbac.wildcard_grant",
@@ -574,7 +770,10 @@ impl RuleSet {
                 reasons,
                 Vec::new(),
             ));
-            remember(&mut self.wildcard_roles, format!("{kind}/{}/{}", facts.namespace, facts.name));
+            remember(
+                &mut self.wildcard_roles,
+                format!("{kind}/{}/{}", facts.namespace, facts.name),
+            );
         }
         let escalation: Vec<String> = rules
             .iter()
@@ -587,8 +786,15 @@ impl RuleSet {
             })
             .collect();
         if !escalation.is_empty() {
-            let severity = if cluster_scoped { Severity::High } else { Severity::Medium };
-            let mut reasons = vec![format!("{role_label} {} with privilege-escalation verbs", past_tense(facts.verb))];
+            let severity = if cluster_scoped {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            let mut reasons = vec![format!(
+                "{role_label} {} with privilege-escalation verbs",
+                past_tense(facts.verb)
+            )];
             reasons.extend(escalation);
             hits.push(self.single_event_hit(
                 facts,
@@ -609,7 +815,10 @@ impl RuleSet {
                     ("pods/attach", &["create", "get"][..]),
                     ("nodes/proxy", &["get", "create"][..]),
                     ("serviceaccounts/token", &["create"][..]),
-                    ("certificatesigningrequests/approval", &["update", "patch"][..]),
+                    (
+                        "certificatesigningrequests/approval",
+                        &["update", "patch"][..],
+                    ),
                     ("secrets", &["get", "list", "watch"][..]),
                 ] {
                     if rule.resources.iter().any(|granted| granted == resource)
@@ -622,8 +831,15 @@ impl RuleSet {
             })
             .collect();
         if !sensitive.is_empty() {
-            let severity = if cluster_scoped { Severity::Medium } else { Severity::Low };
-            let mut reasons = vec![format!("{role_label} {} with sensitive permissions", past_tense(facts.verb))];
+            let severity = if cluster_scoped {
+                Severity::Medium
+            } else {
+                Severity::Low
+            };
+            let mut reasons = vec![format!(
+                "{role_label} {} with sensitive permissions",
+                past_tense(facts.verb)
+            )];
             reasons.extend(sensitive);
             hits.push(self.single_event_hit(
                 facts,
@@ -641,25 +857,59 @@ impl RuleSet {
             return;
         };
         let cluster_scoped = facts.resource == "clusterrolebindings";
-        let kind = if cluster_scoped { "ClusterRoleBinding" } else { "RoleBinding" };
+        let kind = if cluster_scoped {
+            "ClusterRoleBinding"
+        } else {
+            "RoleBinding"
+        };
         let binding_label = role_label(kind, facts.namespace, facts.name);
-        let subjects: Vec<String> = binding.subjects.iter().map(objects::Subject::describe).collect();
-        let broad: Vec<&objects::Subject> = binding.subjects.iter().filter(|subject| subject.is_broad_group()).collect();
-        let role_namespace = if binding.role_kind == "Role" { facts.namespace } else { "" };
-        let wildcard_role = self.wildcard_roles.contains(&format!("{}/{role_namespace}/{}", binding.role_kind, binding.role_name));
+        let subjects: Vec<String> = binding
+            .subjects
+            .iter()
+            .map(objects::Subject::describe)
+            .collect();
+        let broad: Vec<&objects::Subject> = binding
+            .subjects
+            .iter()
+            .filter(|subject| subject.is_broad_group())
+            .collect();
+        let role_namespace = if binding.role_kind == "Role" {
+            facts.namespace
+        } else {
+            ""
+        };
+        let wildcard_role = self.wildcard_roles.contains(&format!(
+            "{}/{role_namespace}/{}",
+            binding.role_kind, binding.role_name
+        ));
         let admin_role = binding.role_kind == "ClusterRole" && binding.role_name == "cluster-admin";
         if admin_role || wildcard_role {
-            let mut severity = if cluster_scoped { Severity::Critical } else { Severity::High };
-            if !broad.is_empty() || binding.subjects.iter().any(objects::Subject::is_service_account) {
+            let mut severity = if cluster_scoped {
+                Severity::Critical
+            } else {
+                Severity::High
+            };
+            if !broad.is_empty()
+                || binding
+                    .subjects
+                    .iter()
+                    .any(objects::Subject::is_service_account)
+            {
                 severity = severity.raised();
             }
             let role_text = if admin_role {
                 "cluster-admin".to_string()
             } else {
-                format!("{} {} (granted wildcards earlier)", binding.role_kind, binding.role_name)
+                format!(
+                    "{} {} (granted wildcards earlier)",
+                    binding.role_kind, binding.role_name
+                )
             };
             let mut reasons = vec![
-                format!("{binding_label} {} binding {role_text}", past_tense(facts.verb)),
+                format!(
+                    "{binding_label} {} binding {role_text}",
+                    past_tense(facts.verb)
+                ),
                 format!("subjects: {}", subjects.join(", ")),
             ];
             if !broad.is_empty() {
@@ -669,7 +919,10 @@ impl RuleSet {
                 facts,
                 "rbac.cluster_admin_binding",
                 severity,
-                format!("{binding_label} binds {role_text} to {}", short_list(&subjects)),
+                format!(
+                    "{binding_label} binds {role_text} to {}",
+                    short_list(&subjects)
+                ),
                 reasons,
                 Vec::new(),
             ));
@@ -679,9 +932,19 @@ impl RuleSet {
                 facts,
                 "rbac.broad_group_binding",
                 Severity::High,
-                format!("{binding_label} grants {} {} to {}", binding.role_kind, binding.role_name, broad_names.join(", ")),
+                format!(
+                    "{binding_label} grants {} {} to {}",
+                    binding.role_kind,
+                    binding.role_name,
+                    broad_names.join(", ")
+                ),
                 vec![
-                    format!("{binding_label} {} for {} {}", past_tense(facts.verb), binding.role_kind, binding.role_name),
+                    format!(
+                        "{binding_label} {} for {} {}",
+                        past_tense(facts.verb),
+                        binding.role_kind,
+                        binding.role_name
+                    ),
                     format!("subjects: {}", subjects.join(", ")),
                 ],
                 Vec::new(),
@@ -698,7 +961,9 @@ impl RuleSet {
         if facts.actor_kind == IdentityKind::ControlPlane {
             return;
         }
-        let severity = if matches!(facts.verb, "delete" | "deletecollection") || facts.actor_kind != IdentityKind::User {
+        let severity = if matches!(facts.verb, "delete" | "deletecollection")
+            || facts.actor_kind != IdentityKind::User
+        {
             Severity::High
         } else {
             Severity::Medium
@@ -709,7 +974,9 @@ impl RuleSet {
         }
         // A CA injector patching caBundle on every rotation is habit; a webhook
         // created or deleted, or edited by a person, never is.
-        let habit = if matches!(facts.verb, "update" | "patch") && facts.actor_kind == IdentityKind::ServiceAccount {
+        let habit = if matches!(facts.verb, "update" | "patch")
+            && facts.actor_kind == IdentityKind::ServiceAccount
+        {
             vec![facts.action_key()]
         } else {
             Vec::new()
@@ -718,7 +985,11 @@ impl RuleSet {
             facts,
             "admission.webhook_changed",
             severity,
-            format!("Admission configuration {} {}", facts.name_or_resource(), past_tense(facts.verb)),
+            format!(
+                "Admission configuration {} {}",
+                facts.name_or_resource(),
+                past_tense(facts.verb)
+            ),
             reasons,
             habit,
         ));
@@ -731,8 +1002,11 @@ impl RuleSet {
             return;
         }
         let critical_configmap = facts.resource == "configmaps"
-            && CRITICAL_CONFIGMAPS.iter().any(|(namespace, name)| *namespace == facts.namespace && *name == facts.name);
-        let system_configmap = facts.resource == "configmaps" && self.is_system_namespace(facts.namespace);
+            && CRITICAL_CONFIGMAPS
+                .iter()
+                .any(|(namespace, name)| *namespace == facts.namespace && *name == facts.name);
+        let system_configmap =
+            facts.resource == "configmaps" && self.is_system_namespace(facts.namespace);
         // (category, whether a habitual writer may be silenced)
         let category = if RBAC_RESOURCES.contains(&facts.resource) && facts.group == RBAC_GROUP {
             Some(("RBAC", true))
@@ -755,8 +1029,16 @@ impl RuleSet {
             // An operator that writes its CRDs or roles on every sync is doing
             // its job once that is its habit; the content rules (wildcards,
             // cluster-admin bindings, webhooks created or deleted) still fire.
-            let habit = if may_be_habit { vec![facts.action_key()] } else { Vec::new() };
-            let severity = if critical_configmap || category == "RBAC" { Severity::High } else { Severity::Medium };
+            let habit = if may_be_habit {
+                vec![facts.action_key()]
+            } else {
+                Vec::new()
+            };
+            let severity = if critical_configmap || category == "RBAC" {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
             hits.push(self.single_event_hit(
                 facts,
                 "config.service_account_critical_write",
@@ -772,20 +1054,36 @@ impl RuleSet {
                 facts,
                 "config.critical_configmap_changed",
                 Severity::Medium,
-                format!("Cluster configuration {}/{} {}", facts.namespace, facts.name, past_tense(facts.verb)),
-                vec![format!("config map {}/{} configures DNS, networking or node authentication", facts.namespace, facts.name)],
+                format!(
+                    "Cluster configuration {}/{} {}",
+                    facts.namespace,
+                    facts.name,
+                    past_tense(facts.verb)
+                ),
+                vec![format!(
+                    "config map {}/{} configures DNS, networking or node authentication",
+                    facts.namespace, facts.name
+                )],
                 Vec::new(),
             ));
         }
-        if facts.resource == "configmaps" && facts.is_modify() && facts.actor_kind != IdentityKind::ControlPlane {
-            let found = objects::written_object(facts.event).map(|object| objects::configmap_credentials(&object)).unwrap_or_default();
+        if facts.resource == "configmaps"
+            && facts.is_modify()
+            && facts.actor_kind != IdentityKind::ControlPlane
+        {
+            let found = objects::written_object(facts.event)
+                .map(|object| objects::configmap_credentials(&object))
+                .unwrap_or_default();
             if !found.is_empty() {
                 hits.push(self.single_event_hit(
                     facts,
                     "config.credentials_in_configmap",
                     Severity::Medium,
                     format!("Config map {} holds credentials", facts.target()),
-                    vec![format!("credential markers in data: {}", found.join(", ")), "config maps are readable by far more identities than secrets".into()],
+                    vec![
+                        format!("credential markers in data: {}", found.join(", ")),
+                        "config maps are readable by far more identities than secrets".into(),
+                    ],
                     Vec::new(),
                 ));
             }
@@ -799,21 +1097,36 @@ impl RuleSet {
             return;
         }
         let command = exec_command(&facts.event.request_uri);
-        let mut reasons = vec![format!("{} into pod {}/{}", facts.subresource, facts.namespace, facts.name)];
+        let mut reasons = vec![format!(
+            "{} into pod {}/{}",
+            facts.subresource, facts.namespace, facts.name
+        )];
         if let Some(command) = &command {
             reasons.push(format!("command: {command}"));
         }
         let suspicious_command = command.as_deref().is_some_and(is_suspicious_command);
         if self.is_system_namespace(facts.namespace) {
-            if self.cooling_down("workload.exec_system_namespace", facts.actor, &format!("{}/{}", facts.namespace, facts.name), facts.event.ts) {
+            if self.cooling_down(
+                "workload.exec_system_namespace",
+                facts.actor,
+                &format!("{}/{}", facts.namespace, facts.name),
+                facts.event.ts,
+            ) {
                 return;
             }
-            let severity = if suspicious_command { Severity::Critical } else { Severity::High };
+            let severity = if suspicious_command {
+                Severity::Critical
+            } else {
+                Severity::High
+            };
             hits.push(self.single_event_hit(
                 facts,
                 "workload.exec_system_namespace",
                 severity,
-                format!("{} into {}/{} by {}", facts.subresource, facts.namespace, facts.name, facts.actor),
+                format!(
+                    "{} into {}/{} by {}",
+                    facts.subresource, facts.namespace, facts.name, facts.actor
+                ),
                 reasons,
                 Vec::new(),
             ));
@@ -822,10 +1135,19 @@ impl RuleSet {
         if facts.subresource == "portforward" {
             return;
         }
-        if self.cooling_down("workload.exec", facts.actor, facts.namespace, facts.event.ts) {
+        if self.cooling_down(
+            "workload.exec",
+            facts.actor,
+            facts.namespace,
+            facts.event.ts,
+        ) {
             return;
         }
-        let mut severity = if facts.actor_kind == IdentityKind::User { Severity::Low } else { Severity::Medium };
+        let mut severity = if facts.actor_kind == IdentityKind::User {
+            Severity::Low
+        } else {
+            Severity::Medium
+        };
         if suspicious_command {
             severity = severity.raised().raised();
             reasons.push("the command fetches, connects out or reads credentials".into());
@@ -835,7 +1157,10 @@ impl RuleSet {
             facts,
             "workload.exec",
             severity,
-            format!("{} into {}/{} by {}", facts.subresource, facts.namespace, facts.name, facts.actor),
+            format!(
+                "{} into {}/{} by {}",
+                facts.subresource, facts.namespace, facts.name, facts.actor
+            ),
             reasons,
             habit,
         ));
@@ -846,8 +1171,10 @@ impl RuleSet {
             return;
         }
         let ephemeral = facts.resource == "pods" && facts.subresource == "ephemeralcontainers";
-        let pod_create = facts.resource == "pods" && facts.subresource.is_empty() && facts.verb == "create";
-        let workload_write = facts.resource != "pods" && facts.subresource.is_empty() && facts.is_modify();
+        let pod_create =
+            facts.resource == "pods" && facts.subresource.is_empty() && facts.verb == "create";
+        let workload_write =
+            facts.resource != "pods" && facts.subresource.is_empty() && facts.is_modify();
         if !(ephemeral || pod_create || workload_write) {
             return;
         }
@@ -870,7 +1197,9 @@ impl RuleSet {
         let severity = if facts.controller || facts.automation {
             // A controller creating a pod from a template: report once per owner,
             // and not at all in the namespaces where privileged pods belong.
-            if system_namespace || !(access.is_node_takeover() || access.host_network || access.host_ipc) {
+            if system_namespace
+                || !(access.is_node_takeover() || access.host_network || access.host_ipc)
+            {
                 return;
             }
             let owner = owner_reference(&object).unwrap_or_else(|| facts.name.to_string());
@@ -879,7 +1208,11 @@ impl RuleSet {
                 return;
             }
             remember(&mut self.reported_pod_owners, owner_key);
-            if access.is_node_takeover() { Severity::Medium } else { Severity::Low }
+            if access.is_node_takeover() {
+                Severity::Medium
+            } else {
+                Severity::Low
+            }
         } else if access.is_node_takeover() {
             Severity::High
         } else if access.host_network || access.host_ipc {
@@ -889,17 +1222,33 @@ impl RuleSet {
         };
         let object_name = object
             .get("metadata")
-            .and_then(|metadata| metadata.get("name").or_else(|| metadata.get("generateName")))
+            .and_then(|metadata| {
+                metadata
+                    .get("name")
+                    .or_else(|| metadata.get("generateName"))
+            })
             .and_then(Value::as_str)
             .unwrap_or(facts.name);
-        let what = if ephemeral { "ephemeral container" } else { singular(facts.resource) };
-        let mut reasons = vec![format!("{what} {}/{object_name} {}", facts.namespace, past_tense(facts.verb))];
+        let what = if ephemeral {
+            "ephemeral container"
+        } else {
+            singular(facts.resource)
+        };
+        let mut reasons = vec![format!(
+            "{what} {}/{object_name} {}",
+            facts.namespace,
+            past_tense(facts.verb)
+        )];
         reasons.extend(access.reasons());
         hits.push(self.single_event_hit(
             facts,
             "workload.privileged_pod",
             severity,
-            format!("{what} {}/{object_name} with {}", facts.namespace, access_summary(&access)),
+            format!(
+                "{what} {}/{object_name} with {}",
+                facts.namespace,
+                access_summary(&access)
+            ),
             reasons,
             Vec::new(),
         ));
@@ -914,34 +1263,63 @@ impl RuleSet {
         if self.cooling_down("node.proxy", facts.actor, facts.name, facts.event.ts) {
             return;
         }
-        let path = facts.event.request_uri.split_once("/proxy").map(|(_, rest)| rest).unwrap_or("");
+        let path = facts
+            .event
+            .request_uri
+            .split_once("/proxy")
+            .map(|(_, rest)| rest)
+            .unwrap_or("");
         let habit = vec![action_key(facts.verb, "nodes", "proxy", "")];
         hits.push(self.single_event_hit(
             facts,
             "node.proxy",
             Severity::High,
-            format!("Kubelet API of node {} reached by {}", facts.name, facts.actor),
-            vec![format!("nodes/proxy gives full kubelet access (exec in any pod on the node); path {}", if path.is_empty() { "/" } else { path })],
+            format!(
+                "Kubelet API of node {} reached by {}",
+                facts.name, facts.actor
+            ),
+            vec![format!(
+                "nodes/proxy gives full kubelet access (exec in any pod on the node); path {}",
+                if path.is_empty() { "/" } else { path }
+            )],
             habit,
         ));
     }
 
     fn csr_rules(&mut self, facts: &Facts<'_>, hits: &mut Vec<RuleHit>) {
-        if facts.verb == "create" && facts.subresource.is_empty() && facts.allowed && !facts.controller {
+        if facts.verb == "create"
+            && facts.subresource.is_empty()
+            && facts.allowed
+            && !facts.controller
+        {
             if self.csr_creations.len() >= CACHE_LIMIT {
                 self.csr_creations.clear();
             }
             let name = objects::written_object(facts.event)
-                .and_then(|object| object.get("metadata")?.get("name")?.as_str().map(str::to_string))
+                .and_then(|object| {
+                    object
+                        .get("metadata")?
+                        .get("name")?
+                        .as_str()
+                        .map(str::to_string)
+                })
                 .unwrap_or_else(|| facts.name.to_string());
-            self.csr_creations.insert(name, facts.event.audit_id.clone());
+            self.csr_creations
+                .insert(name, facts.event.audit_id.clone());
             return;
         }
-        if facts.subresource != "approval" || !matches!(facts.verb, "update" | "patch") || !facts.allowed || facts.controller {
+        if facts.subresource != "approval"
+            || !matches!(facts.verb, "update" | "patch")
+            || !facts.allowed
+            || facts.controller
+        {
             return;
         }
         let mut evidence = vec![facts.event.audit_id.clone()];
-        let mut reasons = vec![format!("certificate signing request {} approved outside the built-in approver", facts.name)];
+        let mut reasons = vec![format!(
+            "certificate signing request {} approved outside the built-in approver",
+            facts.name
+        )];
         if let Some(creation) = self.csr_creations.get(facts.name) {
             evidence.push(creation.clone());
             reasons.push("the request was created recently by a person or workload (creation cited as evidence)".into());
@@ -962,11 +1340,17 @@ impl RuleSet {
     }
 
     fn token_request_rule(&mut self, facts: &Facts<'_>, hits: &mut Vec<RuleHit>) {
-        if facts.verb != "create" || !facts.allowed || facts.controller || facts.actor_kind == IdentityKind::ControlPlane {
+        if facts.verb != "create"
+            || !facts.allowed
+            || facts.controller
+            || facts.actor_kind == IdentityKind::ControlPlane
+        {
             return;
         }
         let system_namespace = self.is_system_namespace(facts.namespace);
-        let marker = PRIVILEGED_SERVICE_ACCOUNT_MARKERS.iter().find(|marker| facts.name.contains(**marker));
+        let marker = PRIVILEGED_SERVICE_ACCOUNT_MARKERS
+            .iter()
+            .find(|marker| facts.name.contains(**marker));
         if !system_namespace && marker.is_none() {
             return;
         }
@@ -975,16 +1359,25 @@ impl RuleSet {
             return;
         }
         let why = if system_namespace {
-            format!("service accounts in {} run the control plane and its add-ons", facts.namespace)
+            format!(
+                "service accounts in {} run the control plane and its add-ons",
+                facts.namespace
+            )
         } else {
-            format!("the service account's name contains {:?}, which usually means a powerful role", marker.copied().unwrap_or(""))
+            format!(
+                "the service account's name contains {:?}, which usually means a powerful role",
+                marker.copied().unwrap_or("")
+            )
         };
         let habit = vec![facts.action_key()];
         hits.push(self.single_event_hit(
             facts,
             "serviceaccount.privileged_token_request",
             Severity::High,
-            format!("Token requested for service account {}/{} by {}", facts.namespace, facts.name, facts.actor),
+            format!(
+                "Token requested for service account {}/{} by {}",
+                facts.namespace, facts.name, facts.actor
+            ),
             vec![why],
             habit,
         ));
@@ -994,18 +1387,35 @@ impl RuleSet {
 
     fn anonymous_rule(&mut self, facts: &Facts<'_>, hits: &mut Vec<RuleHit>) {
         let unauthenticated = facts.actor_kind == IdentityKind::Anonymous
-            || facts.event.user.groups.iter().any(|group| group == "system:unauthenticated");
+            || facts
+                .event
+                .user
+                .groups
+                .iter()
+                .any(|group| group == "system:unauthenticated");
         if !unauthenticated || !facts.allowed {
             return;
         }
         let path = facts.event.request_uri.split('?').next().unwrap_or("");
-        if PUBLIC_PATHS.iter().any(|public| path == *public || path.starts_with(&format!("{public}/"))) {
+        if PUBLIC_PATHS
+            .iter()
+            .any(|public| path == *public || path.starts_with(&format!("{public}/")))
+        {
             return;
         }
-        if self.cooling_down("auth.anonymous_allowed", facts.actor, &format!("{} {path}", facts.verb), facts.event.ts) {
+        if self.cooling_down(
+            "auth.anonymous_allowed",
+            facts.actor,
+            &format!("{} {path}", facts.verb),
+            facts.event.ts,
+        ) {
             return;
         }
-        let severity = if facts.is_write() { Severity::Critical } else { Severity::High };
+        let severity = if facts.is_write() {
+            Severity::Critical
+        } else {
+            Severity::High
+        };
         hits.push(self.single_event_hit(
             facts,
             "auth.anonymous_allowed",
@@ -1017,7 +1427,12 @@ impl RuleSet {
     }
 
     fn impersonation_rule(&mut self, facts: &Facts<'_>, hits: &mut Vec<RuleHit>) {
-        let Some(impersonated) = facts.event.impersonated_user.as_ref().filter(|user| !user.username.is_empty()) else {
+        let Some(impersonated) = facts
+            .event
+            .impersonated_user
+            .as_ref()
+            .filter(|user| !user.username.is_empty())
+        else {
             return;
         };
         if !facts.allowed || facts.controller || facts.actor_kind == IdentityKind::ControlPlane {
@@ -1025,24 +1440,40 @@ impl RuleSet {
         }
         let target = impersonated.username.as_str();
         let target_kind = crate::audit::Identity::classify(target);
-        let privileged_group = impersonated.groups.iter().any(|group| group == "system:masters");
+        let privileged_group = impersonated
+            .groups
+            .iter()
+            .any(|group| group == "system:masters");
         let privileged = privileged_group
             || target.contains("admin")
             || target_kind.kind == IdentityKind::ControlPlane
             || target_kind.kind == IdentityKind::Node
-            || target_kind.service_account_namespace.is_some_and(|namespace| self.is_system_namespace(namespace));
+            || target_kind
+                .service_account_namespace
+                .is_some_and(|namespace| self.is_system_namespace(namespace));
         if self.cooling_down("auth.impersonation", facts.actor, target, facts.event.ts) {
             return;
         }
-        let severity = if privileged { Severity::High } else { Severity::Low };
+        let severity = if privileged {
+            Severity::High
+        } else {
+            Severity::Low
+        };
         let mut reasons = vec![format!("{} acted as {target}", facts.actor)];
         if !impersonated.groups.is_empty() {
-            reasons.push(format!("impersonated groups: {}", impersonated.groups.join(", ")));
+            reasons.push(format!(
+                "impersonated groups: {}",
+                impersonated.groups.join(", ")
+            ));
         }
         if privileged {
             reasons.push("the impersonated identity is an administrator, a node or part of the control plane".into());
         }
-        let habit = if privileged { Vec::new() } else { vec![format!("impersonate {target}")] };
+        let habit = if privileged {
+            Vec::new()
+        } else {
+            vec![format!("impersonate {target}")]
+        };
         let mut hit = self.single_event_hit(
             facts,
             "auth.impersonation",
@@ -1062,7 +1493,13 @@ impl RuleSet {
             return;
         }
         let resource = if facts.resource.is_empty() {
-            facts.event.request_uri.split('?').next().unwrap_or("").to_string()
+            facts
+                .event
+                .request_uri
+                .split('?')
+                .next()
+                .unwrap_or("")
+                .to_string()
         } else if facts.subresource.is_empty() {
             facts.resource.to_string()
         } else {
@@ -1087,8 +1524,16 @@ impl RuleSet {
         if window.entries.len() < minimum_requests {
             return;
         }
-        let targets: BTreeSet<&str> = window.entries.iter().map(|(_, denied)| denied.target.as_str()).collect();
-        let resources: BTreeSet<&str> = window.entries.iter().map(|(_, denied)| denied.resource.as_str()).collect();
+        let targets: BTreeSet<&str> = window
+            .entries
+            .iter()
+            .map(|(_, denied)| denied.target.as_str())
+            .collect();
+        let resources: BTreeSet<&str> = window
+            .entries
+            .iter()
+            .map(|(_, denied)| denied.resource.as_str())
+            .collect();
         if targets.len() < minimum_targets || resources.len() < minimum_resources {
             return;
         }
@@ -1101,17 +1546,34 @@ impl RuleSet {
             .len();
         let count = window.entries.len();
         let start = window.entries.front().map(|(ts, _)| *ts).unwrap_or(now);
-        let evidence: Vec<String> = window.entries.iter().map(|(_, denied)| denied.audit_id.clone()).collect();
+        let evidence: Vec<String> = window
+            .entries
+            .iter()
+            .map(|(_, denied)| denied.audit_id.clone())
+            .collect();
         let resource_count = resources.len();
-        let resource_list: Vec<String> = resources.iter().take(12).map(|resource| resource.to_string()).collect();
-        let touches_secrets = resources.iter().any(|resource| resource.starts_with("secrets"));
+        let resource_list: Vec<String> = resources
+            .iter()
+            .take(12)
+            .map(|resource| resource.to_string())
+            .collect();
+        let touches_secrets = resources
+            .iter()
+            .any(|resource| resource.starts_with("secrets"));
         windows::fire(window, now, window_micros);
         let mut severity = Severity::Medium;
-        if facts.actor_kind != IdentityKind::User || namespace_count >= 3 || touches_secrets || count >= 25 {
+        if facts.actor_kind != IdentityKind::User
+            || namespace_count >= 3
+            || touches_secrets
+            || count >= 25
+        {
             severity = Severity::High;
         }
         let reasons = vec![
-            format!("{count} denied requests in {} min across {resource_count} resources and {namespace_count} namespaces", (now - start) / MINUTE + 1),
+            format!(
+                "{count} denied requests in {} min across {resource_count} resources and {namespace_count} namespaces",
+                (now - start) / MINUTE + 1
+            ),
             format!("resources: {}", resource_list.join(", ")),
             facts.who(),
         ];
@@ -1119,7 +1581,10 @@ impl RuleSet {
             "auth.forbidden_burst",
             facts.actor,
             severity,
-            format!("{} denied {count} times across {resource_count} resources", facts.actor),
+            format!(
+                "{} denied {count} times across {resource_count} resources",
+                facts.actor
+            ),
             reasons,
             evidence,
             start,
@@ -1134,7 +1599,8 @@ impl RuleSet {
         if !matches!(facts.verb, "get" | "list" | "watch") || facts.controller || facts.automation {
             return;
         }
-        if facts.actor_kind == IdentityKind::Node || facts.actor_kind == IdentityKind::ControlPlane {
+        if facts.actor_kind == IdentityKind::Node || facts.actor_kind == IdentityKind::ControlPlane
+        {
             return;
         }
         if facts.name.starts_with("sh.helm.release.") {
@@ -1148,7 +1614,9 @@ impl RuleSet {
                     "secrets.cluster_wide_list",
                     Severity::High,
                     format!("{} listed secrets in every namespace", facts.actor),
-                    vec!["a cluster-wide secret list returns every credential in the cluster".into()],
+                    vec![
+                        "a cluster-wide secret list returns every credential in the cluster".into(),
+                    ],
                     habit,
                 ));
             }
@@ -1162,8 +1630,10 @@ impl RuleSet {
         };
         let now = facts.event.ts;
         let short_horizon = now - self.options.secrets_short_window_micros;
-        let (minimum_names, minimum_namespaces) =
-            (self.options.secrets_min_distinct_names, self.options.secrets_min_distinct_namespaces);
+        let (minimum_names, minimum_namespaces) = (
+            self.options.secrets_min_distinct_names,
+            self.options.secrets_min_distinct_namespaces,
+        );
         let long_window = self.secrets.window_micros();
         let Some(window) = self.secrets.push(facts.actor, now, entry) else {
             return;
@@ -1174,15 +1644,23 @@ impl RuleSet {
             .filter(|(ts, read)| *ts >= short_horizon && !read.name.is_empty())
             .map(|(_, read)| (read.namespace.as_str(), read.name.as_str()))
             .collect();
-        let namespaces: BTreeSet<&str> =
-            window.entries.iter().map(|(_, read)| read.namespace.as_str()).filter(|namespace| !namespace.is_empty()).collect();
+        let namespaces: BTreeSet<&str> = window
+            .entries
+            .iter()
+            .map(|(_, read)| read.namespace.as_str())
+            .filter(|namespace| !namespace.is_empty())
+            .collect();
         let many_names = names.len() >= minimum_names;
         let many_namespaces = namespaces.len() >= minimum_namespaces;
         if !many_names && !many_namespaces {
             return;
         }
         let start = window.entries.front().map(|(ts, _)| *ts).unwrap_or(now);
-        let evidence: Vec<String> = window.entries.iter().map(|(_, read)| read.audit_id.clone()).collect();
+        let evidence: Vec<String> = window
+            .entries
+            .iter()
+            .map(|(_, read)| read.audit_id.clone())
+            .collect();
         let habit: Vec<String> = window
             .entries
             .iter()
@@ -1192,7 +1670,11 @@ impl RuleSet {
             .collect();
         let name_count = names.len();
         let namespace_count = namespaces.len();
-        let namespace_list: Vec<String> = namespaces.iter().take(12).map(|namespace| namespace.to_string()).collect();
+        let namespace_list: Vec<String> = namespaces
+            .iter()
+            .take(12)
+            .map(|namespace| namespace.to_string())
+            .collect();
         let request_count = window.entries.len();
         windows::fire(window, now, long_window);
         let mut reasons = Vec::new();
@@ -1209,28 +1691,62 @@ impl RuleSet {
                 namespace_list.join(", ")
             ));
         }
-        let title = format!("{} read secrets in {namespace_count} namespaces ({request_count} requests)", facts.actor);
+        let title = format!(
+            "{} read secrets in {namespace_count} namespaces ({request_count} requests)",
+            facts.actor
+        );
         reasons.push(facts.who());
-        hits.push(self.hit("secrets.enumeration", facts.actor, Severity::High, title, reasons, evidence, start, now, habit));
+        hits.push(self.hit(
+            "secrets.enumeration",
+            facts.actor,
+            Severity::High,
+            title,
+            reasons,
+            evidence,
+            start,
+            now,
+            habit,
+        ));
     }
 
     fn events_deleted_rule(&mut self, facts: &Facts<'_>, hits: &mut Vec<RuleHit>) {
-        if !matches!(facts.verb, "delete" | "deletecollection") || !facts.allowed || facts.controller {
+        if !matches!(facts.verb, "delete" | "deletecollection")
+            || !facts.allowed
+            || facts.controller
+        {
             return;
         }
         if facts.actor_kind == IdentityKind::ControlPlane {
             return;
         }
-        if self.cooling_down("audit.events_deleted", facts.actor, facts.namespace, facts.event.ts) {
+        if self.cooling_down(
+            "audit.events_deleted",
+            facts.actor,
+            facts.namespace,
+            facts.event.ts,
+        ) {
             return;
         }
-        let severity = if facts.verb == "deletecollection" { Severity::High } else { Severity::Medium };
+        let severity = if facts.verb == "deletecollection" {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
         let habit = vec![facts.action_key()];
         hits.push(self.single_event_hit(
             facts,
             "audit.events_deleted",
             severity,
-            format!("Events {} in {} by {}", past_tense(facts.verb), if facts.namespace.is_empty() { "all namespaces" } else { facts.namespace }, facts.actor),
+            format!(
+                "Events {} in {} by {}",
+                past_tense(facts.verb),
+                if facts.namespace.is_empty() {
+                    "all namespaces"
+                } else {
+                    facts.namespace
+                },
+                facts.actor
+            ),
             vec!["deleting events erases the cluster's own record of what just happened".into()],
             habit,
         ));
@@ -1239,7 +1755,11 @@ impl RuleSet {
     // ---- audit trail (off by default) --------------------------------------
 
     fn audit_trail_rules(&mut self, facts: &Facts<'_>, hits: &mut Vec<RuleHit>) {
-        if !facts.allowed || !facts.is_write() || facts.actor.starts_with("system:") || !facts.subresource.is_empty() {
+        if !facts.allowed
+            || !facts.is_write()
+            || facts.actor.starts_with("system:")
+            || !facts.subresource.is_empty()
+        {
             return;
         }
         if facts.group == RBAC_GROUP && RBAC_RESOURCES.contains(&facts.resource) {
@@ -1254,7 +1774,12 @@ impl RuleSet {
         }
         if facts.resource == "secrets" && !self.is_system_namespace(facts.namespace) {
             let token_secret = objects::written_object(facts.event)
-                .and_then(|object| object.get("type")?.as_str().map(|kind| kind == "kubernetes.io/service-account-token"))
+                .and_then(|object| {
+                    object
+                        .get("type")?
+                        .as_str()
+                        .map(|kind| kind == "kubernetes.io/service-account-token")
+                })
                 .unwrap_or(false);
             if !token_secret {
                 hits.push(self.single_event_hit(
@@ -1272,12 +1797,20 @@ impl RuleSet {
 
 impl Facts<'_> {
     fn name_or_resource(&self) -> &str {
-        if self.name.is_empty() { self.resource } else { self.name }
+        if self.name.is_empty() {
+            self.resource
+        } else {
+            self.name
+        }
     }
 }
 
 fn role_label(kind: &str, namespace: &str, name: &str) -> String {
-    if namespace.is_empty() { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") }
+    if namespace.is_empty() {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {namespace}/{name}")
+    }
 }
 
 fn past_tense(verb: &str) -> &'static str {
@@ -1351,7 +1884,11 @@ fn access_summary(access: &HostAccess) -> String {
 }
 
 fn owner_reference(object: &Value) -> Option<String> {
-    let owner = object.get("metadata")?.get("ownerReferences")?.as_array()?.first()?;
+    let owner = object
+        .get("metadata")?
+        .get("ownerReferences")?
+        .as_array()?
+        .first()?;
     Some(format!(
         "{}/{}",
         owner.get("kind").and_then(Value::as_str).unwrap_or("?"),
@@ -1370,17 +1907,28 @@ fn webhook_details(object: &Value) -> Vec<String> {
             let name = webhook.get("name").and_then(Value::as_str).unwrap_or("?");
             let client = webhook.get("clientConfig");
             let target = client
-                .and_then(|config| config.get("url").and_then(Value::as_str).map(str::to_string))
+                .and_then(|config| {
+                    config
+                        .get("url")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
                 .or_else(|| {
                     let service = client?.get("service")?;
                     Some(format!(
                         "service {}/{}",
-                        service.get("namespace").and_then(Value::as_str).unwrap_or("?"),
+                        service
+                            .get("namespace")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?"),
                         service.get("name").and_then(Value::as_str).unwrap_or("?")
                     ))
                 })
                 .unwrap_or_else(|| "?".into());
-            let failure = webhook.get("failurePolicy").and_then(Value::as_str).unwrap_or("default");
+            let failure = webhook
+                .get("failurePolicy")
+                .and_then(Value::as_str)
+                .unwrap_or("default");
             format!("webhook {name} calls {target} (failurePolicy {failure})")
         })
         .collect()
@@ -1394,7 +1942,11 @@ pub fn exec_command(request_uri: &str) -> Option<String> {
         .filter_map(|pair| pair.strip_prefix("command="))
         .map(percent_decode)
         .collect();
-    if parts.is_empty() { None } else { Some(parts.join(" ")) }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join(" "))
+    }
 }
 
 fn percent_decode(text: &str) -> String {
@@ -1424,7 +1976,17 @@ fn percent_decode(text: &str) -> String {
 
 fn is_suspicious_command(command: &str) -> bool {
     const MARKERS: &[&str] = &[
-        "curl", "wget", "/dev/tcp", "nc ", "ncat", "socat", "169.254.169.254", "/var/run/secrets", "base64 -d", "chroot /host", "nsenter",
+        "curl",
+        "wget",
+        "/dev/tcp",
+        "nc ",
+        "ncat",
+        "socat",
+        "169.254.169.254",
+        "/var/run/secrets",
+        "base64 -d",
+        "chroot /host",
+        "nsenter",
     ];
     MARKERS.iter().any(|marker| command.contains(marker))
 }

@@ -36,7 +36,11 @@ pub struct PolicyRule {
 
 fn strings(value: Option<&Value>) -> Vec<String> {
     match value {
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         Some(Value::String(text)) => vec![text.clone()],
         _ => Vec::new(),
     }
@@ -57,7 +61,9 @@ impl PolicyRule {
     }
 
     pub fn has_wildcard_resource(&self) -> bool {
-        self.resources.iter().any(|resource| resource == "*" || resource == "*/*")
+        self.resources
+            .iter()
+            .any(|resource| resource == "*" || resource == "*/*")
     }
 
     pub fn has_wildcard_api_group(&self) -> bool {
@@ -65,7 +71,9 @@ impl PolicyRule {
     }
 
     pub fn grants_verb(&self, verb: &str) -> bool {
-        self.verbs.iter().any(|granted| granted == verb || granted == "*")
+        self.verbs
+            .iter()
+            .any(|granted| granted == verb || granted == "*")
     }
 
     pub fn covers_resource(&self, resource: &str) -> bool {
@@ -85,8 +93,17 @@ impl PolicyRule {
         if !self.resources.is_empty() {
             text.push_str(&format!(" on resources [{}]", self.resources.join(" ")));
             if !self.api_groups.is_empty() {
-                let groups: Vec<&str> =
-                    self.api_groups.iter().map(|group| if group.is_empty() { "core" } else { group.as_str() }).collect();
+                let groups: Vec<&str> = self
+                    .api_groups
+                    .iter()
+                    .map(|group| {
+                        if group.is_empty() {
+                            "core"
+                        } else {
+                            group.as_str()
+                        }
+                    })
+                    .collect();
                 text.push_str(&format!(" in apiGroups [{}]", groups.join(" ")));
             }
         }
@@ -117,12 +134,23 @@ fn json_patch_rule(operation: &Value) -> Option<PolicyRule> {
         return None;
     }
     let value = operation.get("value")?;
-    let field = path.rsplit('/').find(|segment| !segment.is_empty() && *segment != "-" && segment.parse::<usize>().is_err());
+    let field = path.rsplit('/').find(|segment| {
+        !segment.is_empty() && *segment != "-" && segment.parse::<usize>().is_err()
+    });
     match (field, value) {
         (_, Value::Object(_)) => Some(PolicyRule::from_value(value)),
-        (Some("verbs"), _) => Some(PolicyRule { verbs: strings(Some(value)), ..PolicyRule::default() }),
-        (Some("resources"), _) => Some(PolicyRule { resources: strings(Some(value)), ..PolicyRule::default() }),
-        (Some("apiGroups"), _) => Some(PolicyRule { api_groups: strings(Some(value)), ..PolicyRule::default() }),
+        (Some("verbs"), _) => Some(PolicyRule {
+            verbs: strings(Some(value)),
+            ..PolicyRule::default()
+        }),
+        (Some("resources"), _) => Some(PolicyRule {
+            resources: strings(Some(value)),
+            ..PolicyRule::default()
+        }),
+        (Some("apiGroups"), _) => Some(PolicyRule {
+            api_groups: strings(Some(value)),
+            ..PolicyRule::default()
+        }),
         _ => None,
     }
 }
@@ -139,7 +167,9 @@ impl Subject {
     /// `User alice`, `Group system:authenticated`, `ServiceAccount ci/deployer`.
     pub fn describe(&self) -> String {
         match &self.namespace {
-            Some(namespace) if self.kind == "ServiceAccount" => format!("ServiceAccount {namespace}/{}", self.name),
+            Some(namespace) if self.kind == "ServiceAccount" => {
+                format!("ServiceAccount {namespace}/{}", self.name)
+            }
             _ => format!("{} {}", self.kind, self.name),
         }
     }
@@ -156,7 +186,8 @@ impl Subject {
     }
 
     pub fn is_service_account(&self) -> bool {
-        self.kind == "ServiceAccount" || (self.kind == "User" && self.name.starts_with("system:serviceaccount:"))
+        self.kind == "ServiceAccount"
+            || (self.kind == "User" && self.name.starts_with("system:serviceaccount:"))
     }
 }
 
@@ -179,15 +210,26 @@ pub fn binding(object: &Value) -> Option<Binding> {
                 Some(Subject {
                     kind: item.get("kind")?.as_str()?.to_string(),
                     name: item.get("name")?.as_str()?.to_string(),
-                    namespace: item.get("namespace").and_then(Value::as_str).map(str::to_string),
+                    namespace: item
+                        .get("namespace")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                 })
             })
             .collect(),
         _ => Vec::new(),
     };
     Some(Binding {
-        role_kind: role_ref.get("kind").and_then(Value::as_str).unwrap_or("ClusterRole").to_string(),
-        role_name: role_ref.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+        role_kind: role_ref
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterRole")
+            .to_string(),
+        role_name: role_ref
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         subjects,
     })
 }
@@ -214,14 +256,27 @@ const SENSITIVE_HOST_PATHS: &[&str] = &[
 ];
 
 pub fn is_sensitive_host_path(path: &str) -> bool {
-    let trimmed = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let trimmed = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
     SENSITIVE_HOST_PATHS.iter().any(|sensitive| {
-        trimmed == *sensitive || (*sensitive != "/" && trimmed.starts_with(&format!("{sensitive}/")))
+        trimmed == *sensitive
+            || (*sensitive != "/" && trimmed.starts_with(&format!("{sensitive}/")))
     })
 }
 
 /// Capabilities that amount to root on the node.
-const DANGEROUS_CAPABILITIES: &[&str] = &["SYS_ADMIN", "ALL", "SYS_PTRACE", "SYS_MODULE", "NET_ADMIN", "DAC_READ_SEARCH", "BPF"];
+const DANGEROUS_CAPABILITIES: &[&str] = &[
+    "SYS_ADMIN",
+    "ALL",
+    "SYS_PTRACE",
+    "SYS_MODULE",
+    "NET_ADMIN",
+    "DAC_READ_SEARCH",
+    "BPF",
+];
 
 /// What a pod spec asks for that escapes the container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -251,10 +306,16 @@ impl HostAccess {
     pub fn reasons(&self) -> Vec<String> {
         let mut reasons = Vec::new();
         if !self.privileged_containers.is_empty() {
-            reasons.push(format!("privileged container(s): {}", self.privileged_containers.join(", ")));
+            reasons.push(format!(
+                "privileged container(s): {}",
+                self.privileged_containers.join(", ")
+            ));
         }
         if !self.dangerous_capabilities.is_empty() {
-            reasons.push(format!("added capabilities: {}", self.dangerous_capabilities.join(", ")));
+            reasons.push(format!(
+                "added capabilities: {}",
+                self.dangerous_capabilities.join(", ")
+            ));
         }
         if self.host_pid {
             reasons.push("hostPID: shares the node's process namespace".to_string());
@@ -266,10 +327,16 @@ impl HostAccess {
             reasons.push("hostNetwork: uses the node's network namespace".to_string());
         }
         if !self.sensitive_host_paths.is_empty() {
-            reasons.push(format!("mounts sensitive host path(s): {}", self.sensitive_host_paths.join(", ")));
+            reasons.push(format!(
+                "mounts sensitive host path(s): {}",
+                self.sensitive_host_paths.join(", ")
+            ));
         }
         if !self.other_host_paths.is_empty() {
-            reasons.push(format!("mounts host path(s): {}", self.other_host_paths.join(", ")));
+            reasons.push(format!(
+                "mounts host path(s): {}",
+                self.other_host_paths.join(", ")
+            ));
         }
         reasons
     }
@@ -282,7 +349,11 @@ pub fn pod_spec<'a>(resource: &str, object: &'a Value) -> Option<&'a Value> {
     let spec = object.get("spec")?;
     match resource {
         "pods" => Some(spec),
-        "cronjobs" => spec.get("jobTemplate")?.get("spec")?.get("template")?.get("spec"),
+        "cronjobs" => spec
+            .get("jobTemplate")?
+            .get("spec")?
+            .get("template")?
+            .get("spec"),
         _ => spec.get("template")?.get("spec"),
     }
 }
@@ -296,7 +367,9 @@ fn image_matches(image: &str, trusted: &[String]) -> bool {
         _ => without_digest,
     };
     let short = without_tag.rsplit('/').next().unwrap_or(without_tag);
-    trusted.iter().any(|name| name == image || name == without_tag || name == short)
+    trusted
+        .iter()
+        .any(|name| name == image || name == without_tag || name == short)
 }
 
 /// Reads what a pod spec asks of the node. Containers whose image is in
@@ -312,21 +385,35 @@ pub fn host_access(spec: &Value, trusted_images: &[String]) -> HostAccess {
         };
         for container in containers {
             any_container = true;
-            let name = container.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+            let name = container
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string();
             let image = container.get("image").and_then(Value::as_str).unwrap_or("");
             if image_matches(image, trusted_images) {
                 continue;
             }
             all_trusted = false;
             let security = container.get("securityContext");
-            if security.and_then(|context| context.get("privileged")).and_then(Value::as_bool) == Some(true) {
+            if security
+                .and_then(|context| context.get("privileged"))
+                .and_then(Value::as_bool)
+                == Some(true)
+            {
                 access.privileged_containers.push(name.clone());
             }
-            let added = strings(security.and_then(|context| context.get("capabilities")).and_then(|caps| caps.get("add")));
+            let added = strings(
+                security
+                    .and_then(|context| context.get("capabilities"))
+                    .and_then(|caps| caps.get("add")),
+            );
             for capability in added {
                 let normalized = capability.trim_start_matches("CAP_").to_ascii_uppercase();
                 if DANGEROUS_CAPABILITIES.contains(&normalized.as_str()) {
-                    access.dangerous_capabilities.push(format!("{name}:{normalized}"));
+                    access
+                        .dangerous_capabilities
+                        .push(format!("{name}:{normalized}"));
                 }
             }
         }
@@ -340,7 +427,11 @@ pub fn host_access(spec: &Value, trusted_images: &[String]) -> HostAccess {
     access.host_network = flag("hostNetwork");
     if let Some(Value::Array(volumes)) = spec.get("volumes") {
         for volume in volumes {
-            if let Some(path) = volume.get("hostPath").and_then(|host| host.get("path")).and_then(Value::as_str) {
+            if let Some(path) = volume
+                .get("hostPath")
+                .and_then(|host| host.get("path"))
+                .and_then(Value::as_str)
+            {
                 if is_sensitive_host_path(path) {
                     access.sensitive_host_paths.push(path.to_string());
                 } else {
@@ -393,17 +484,28 @@ mod tests {
     fn reads_rules_from_objects_and_patches() {
         let role = json!({"rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]});
         let rules = policy_rules(&role);
-        assert!(rules[0].has_wildcard_verb() && rules[0].has_wildcard_resource() && rules[0].has_wildcard_api_group());
+        assert!(
+            rules[0].has_wildcard_verb()
+                && rules[0].has_wildcard_resource()
+                && rules[0].has_wildcard_api_group()
+        );
         let patch = json!([{"op": "add", "path": "/rules/0/verbs/-", "value": "*"}]);
         assert!(policy_rules(&patch)[0].has_wildcard_verb());
         let replace = json!([{"op": "replace", "path": "/rules/1", "value": {"resources": ["secrets"], "verbs": ["get"]}}]);
         assert!(policy_rules(&replace)[0].covers_resource("secrets"));
-        assert!(policy_rules(&json!([{"op": "add", "path": "/metadata/labels/x", "value": "*"}])).is_empty());
+        assert!(
+            policy_rules(&json!([{"op": "add", "path": "/metadata/labels/x", "value": "*"}]))
+                .is_empty()
+        );
     }
 
     #[test]
     fn subresource_wildcards_cover_subresources() {
-        let rule = PolicyRule { resources: vec!["pods/*".into()], verbs: vec!["create".into()], ..PolicyRule::default() };
+        let rule = PolicyRule {
+            resources: vec!["pods/*".into()],
+            verbs: vec!["create".into()],
+            ..PolicyRule::default()
+        };
         assert!(rule.covers_resource("pods/exec"));
         assert!(!rule.covers_resource("secrets"));
     }

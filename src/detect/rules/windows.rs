@@ -19,7 +19,10 @@ pub struct IdentityWindow<T> {
 
 impl<T> Default for IdentityWindow<T> {
     fn default() -> Self {
-        IdentityWindow { entries: VecDeque::new(), cooldown_until: i64::MIN }
+        IdentityWindow {
+            entries: VecDeque::new(),
+            cooldown_until: i64::MIN,
+        }
     }
 }
 
@@ -54,7 +57,8 @@ impl<T> SlidingWindows<T> {
             self.sweep(ts);
         }
         if !self.windows.contains_key(identity) {
-            self.windows.insert(identity.to_string(), IdentityWindow::default());
+            self.windows
+                .insert(identity.to_string(), IdentityWindow::default());
         }
         let window = self.windows.get_mut(identity)?;
         if ts < window.cooldown_until {
@@ -62,7 +66,11 @@ impl<T> SlidingWindows<T> {
         }
         window.entries.push_back((ts, entry));
         let horizon = ts - self.window_micros;
-        while window.entries.front().is_some_and(|(entry_ts, _)| *entry_ts < horizon) {
+        while window
+            .entries
+            .front()
+            .is_some_and(|(entry_ts, _)| *entry_ts < horizon)
+        {
             window.entries.pop_front();
         }
         while window.entries.len() > self.per_identity_cap {
@@ -76,7 +84,8 @@ impl<T> SlidingWindows<T> {
         self.observations_since_sweep = 0;
         let horizon = now - self.window_micros;
         self.windows.retain(|_, window| {
-            window.cooldown_until > now || window.entries.back().is_some_and(|(ts, _)| *ts >= horizon)
+            window.cooldown_until > now
+                || window.entries.back().is_some_and(|(ts, _)| *ts >= horizon)
         });
     }
 
