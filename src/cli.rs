@@ -44,8 +44,12 @@ pub fn init_logging(options: &GlobalOptions) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("AUDITLENS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("auditlens={level},warn")));
+    // Colour codes only for a person at a terminal: journald, log files and
+    // tests read plain text.
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

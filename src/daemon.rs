@@ -274,7 +274,7 @@ fn run_detection(
         }
     };
     let mut last_tick = Instant::now();
-    let mut record = |anomalies: Vec<Anomaly>| {
+    let record = |anomalies: Vec<Anomaly>| {
         if anomalies.is_empty() {
             return;
         }

@@ -106,6 +106,10 @@ impl RequestLog {
         }
     }
 
+    fn set_outcome(&mut self, outcome: Option<String>) {
+        self.outcome = outcome;
+    }
+
     fn finish<T>(mut self, result: &Result<T, Status>) {
         self.outcome = Some(match result {
             Ok(_) => "OK".to_string(),
@@ -167,7 +171,7 @@ impl AuditLens for AuditLensService {
         let hash = query_hash(&body.sql);
         log.query_hash = Some(hash.clone());
         if body.sql.trim().is_empty() {
-            log.outcome = Some("InvalidArgument".into());
+            log.set_outcome(Some("InvalidArgument".into()));
             return Err(Status::invalid_argument("sql is empty"));
         }
         let admission = match self.admission.clone().try_acquire_owned() {
@@ -177,7 +181,7 @@ impl AuditLens for AuditLensService {
                     limit: self.admission_limit,
                 }
                 .into();
-                log.outcome = Some(format!("{:?}", status.code()));
+                log.set_outcome(Some(format!("{:?}", status.code())));
                 return Err(status);
             }
         };
@@ -230,7 +234,7 @@ impl AuditLens for AuditLensService {
             .await;
             let final_message = match outcome {
                 Ok(Ok(outcome)) => {
-                    log.outcome = Some("OK".into());
+                    log.set_outcome(Some("OK".into()));
                     Ok(proto::QueryResponse {
                         part: Some(Part::Summary(proto::QuerySummary {
                             rows: outcome.rows,
@@ -257,11 +261,11 @@ impl AuditLens for AuditLensService {
                 }
                 Ok(Err(error)) => {
                     let status: Status = error.into();
-                    log.outcome = Some(format!("{:?}", status.code()));
+                    log.set_outcome(Some(format!("{:?}", status.code())));
                     Err(status)
                 }
                 Err(error) => {
-                    log.outcome = Some("Internal".into());
+                    log.set_outcome(Some("Internal".into()));
                     Err(Status::internal(format!("query worker failed: {error}")))
                 }
             };
@@ -538,7 +542,7 @@ impl AuditLens for AuditLensService {
         request: Request<proto::AuditRbacRequest>,
     ) -> Result<Response<proto::AuditRbacResponse>, Status> {
         let mut log = RequestLog::start("AuditRbac", &request);
-        log.outcome = Some("Unimplemented".into());
+        log.set_outcome(Some("Unimplemented".into()));
         Err(rbac_unimplemented("AuditRbac"))
     }
 
@@ -547,7 +551,7 @@ impl AuditLens for AuditLensService {
         request: Request<proto::WhoCanRequest>,
     ) -> Result<Response<proto::WhoCanResponse>, Status> {
         let mut log = RequestLog::start("WhoCan", &request);
-        log.outcome = Some("Unimplemented".into());
+        log.set_outcome(Some("Unimplemented".into()));
         Err(rbac_unimplemented("WhoCan"))
     }
 
@@ -556,7 +560,7 @@ impl AuditLens for AuditLensService {
         request: Request<proto::RecommendRoleRequest>,
     ) -> Result<Response<proto::RecommendRoleResponse>, Status> {
         let mut log = RequestLog::start("RecommendRole", &request);
-        log.outcome = Some("Unimplemented".into());
+        log.set_outcome(Some("Unimplemented".into()));
         Err(rbac_unimplemented("RecommendRole"))
     }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 /// Returns `None` for anything that is not a valid RFC 3339 date-time.
 pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
-    if bytes.len() < 20 {
+    if bytes.len() < 19 {
         return None;
     }
     let digits = |range: std::ops::Range<usize>| -> Option<i64> {
@@ -71,6 +71,10 @@ pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
             let magnitude = offset_hours * 3600 + offset_minutes * 60;
             if *sign == b'+' { magnitude } else { -magnitude }
         }
+        // SIEM exports (Panther, Athena) write `2022-11-29 00:09:04.38`:
+        // space-separated and zone-less, always UTC. A `T` form without a
+        // zone stays rejected: it would be a local time of unknown zone.
+        None if bytes[10] == b' ' => 0,
         _ => return None,
     };
     let days = days_from_civil(year, month, day);
@@ -130,6 +134,7 @@ mod tests {
             "2024-02-29T23:59:59.1+02:00",
             "1969-12-31T23:59:59Z",
             "2000-03-01T00:00:00-05:30",
+            "2022-11-29 00:09:04.38Z",
         ] {
             assert_eq!(
                 parse_rfc3339_micros(text),
@@ -154,6 +159,18 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339_micros(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn space_separated_exports_without_a_zone_are_utc() {
+        assert_eq!(
+            parse_rfc3339_micros("2022-11-29 00:09:04.38"),
+            Some(chrono_micros("2022-11-29T00:09:04.38Z"))
+        );
+        assert_eq!(
+            parse_rfc3339_micros("2022-11-29 00:09:04"),
+            Some(chrono_micros("2022-11-29T00:09:04Z"))
+        );
     }
 
     #[test]

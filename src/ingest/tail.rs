@@ -142,9 +142,15 @@ fn drain(
     pipeline: &mut Pipeline,
     tracker: &mut SourceTracker,
     budget_bytes: u64,
+    stop: Option<&AtomicBool>,
 ) -> Result<(u64, Option<String>, bool), String> {
     let mut handed = 0;
     loop {
+        // A stop request ends the read between chunks: what was handed over
+        // is flushed and checkpointed, the rest is read at the next start.
+        if stop.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
+            return Ok((handed, None, false));
+        }
         let outcome = reader
             .read_chunk(finished)
             .map_err(|error| format!("{}: {error}", reader.path().display()))?;
@@ -206,7 +212,8 @@ pub fn backfill(
                 continue;
             }
         };
-        let (handed, damaged, _) = drain(&mut reader, &tag, true, pipeline, tracker, u64::MAX)?;
+        let (handed, damaged, _) =
+            drain(&mut reader, &tag, true, pipeline, tracker, u64::MAX, None)?;
         if let Some(damage) = damaged {
             tracing::error!(file = %path.display(), error = %damage, "file is damaged; stored what it held");
             pipeline.stats().read_errors.fetch_add(1, Ordering::Relaxed);
@@ -473,6 +480,7 @@ impl Tailer {
                 pipeline,
                 &mut self.tracker,
                 64 * 1024 * 1024,
+                Some(stop),
             )?;
             handed_total += handed;
             stats.record_file_size(&active.path.to_string_lossy(), current_len, !is_gzip, idle);
