@@ -12,6 +12,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod detect;
 pub mod ingest;
 pub mod metrics;

@@ -22,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start here: a simulated cluster with attacks, the daemon over it, incidents as they appear, a report.
+    Demo(auditlens::demo::DemoArgs),
     /// Run the daemon: tail the audit folder, store, detect, serve.
     Serve(auditlens::daemon::ServeArgs),
     /// Backfill audit log files or folders (plain or .gz), exactly once.
@@ -160,6 +162,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Investigate(args) => auditlens::api::cli::run_investigate(args, &global)?,
         Command::Shell(args) => auditlens::api::cli::run_shell(args, &global)?,
         Command::ApiServe(args) => auditlens::api::cli::run_api_serve(args, &global)?,
+        Command::Demo(args) => auditlens::demo::run(&args, &global)?,
         Command::Train(args) => auditlens::model::run(args, &global)?,
     }
     Ok(())

@@ -141,7 +141,6 @@ fn ingesting_the_same_file_twice_stores_nothing_new() {
 /// exactly when it carries what an audit event needs, else quarantined with
 /// the reason. The expectation is computed independently from the JSON.
 #[test]
-#[ignore = "first real run (13:21 UTC, 2026-11-27): 0 lines stored where the oracle expects 14; the decoder's handling of these fixtures is under investigation, see issue 2's note"]
 fn panther_eks_fixtures_are_stored_or_quarantined_with_their_reason() {
     let data = tempfile::tempdir().expect("tempdir");
     let file = testdata("panther/flat_Amazon_EKS_Audit.jsonl");
