@@ -16,7 +16,10 @@ fn config() -> SimulationConfig {
         events_per_second: 2_000.0,
         identities: 50,
         warmup: 1_800_000_000,
-        attacks: auditlens::simulate::attack_scenarios().iter().map(|name| name.to_string()).collect(),
+        attacks: auditlens::simulate::attack_scenarios()
+            .iter()
+            .map(|name| name.to_string())
+            .collect(),
         attack_count: 1,
         omit_stages: Vec::new(),
     }
@@ -33,7 +36,9 @@ fn rotation() -> RotationOptions {
 
 fn simulate_one_busy_hour(criterion: &mut Criterion) {
     let directory = tempfile::tempdir().expect("tempdir");
-    let events = simulate_to(&config(), directory.path(), rotation()).expect("simulates").events;
+    let events = simulate_to(&config(), directory.path(), rotation())
+        .expect("simulates")
+        .events;
     let mut group = criterion.benchmark_group("simulate");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(60));

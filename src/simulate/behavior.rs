@@ -1116,6 +1116,7 @@ impl Engine {
             Call::resource(deployment_controller, "create", r::REPLICASETS).namespace(&namespace),
         );
         let mut new_pods = Vec::new();
+        let owner_uid = json::uuid_string(&mut self.rng);
         for index in 0..replicas {
             step += self.rng.random_range(80_000..400_000);
             let pod_name = format!("{name}-{new_hash}-{}", json::name_suffix(&mut self.rng, 5));
@@ -1126,8 +1127,9 @@ impl Engine {
             let uid = json::uuid_string(&mut self.rng);
             let version = self.next_resource_version();
             let app = &self.cluster.applications[app_index];
-            let (request, response) =
-                pod_objects(app, &pod_name, &new_hash, &uid, version, step, false);
+            let (request, response) = pod_objects(
+                app, &pod_name, &new_hash, &uid, &owner_uid, version, step, false,
+            );
             let create = Call::resource(replicaset_controller, "create", r::PODS)
                 .namespace(&namespace)
                 .objects(Some(request), Some(response));
@@ -1208,9 +1210,19 @@ impl Engine {
         );
         let pod = format!("{job}-{}", json::name_suffix(&mut self.rng, 5));
         let uid = json::uuid_string(&mut self.rng);
+        let owner_uid = json::uuid_string(&mut self.rng);
         let version = self.next_resource_version();
         let app = &self.cluster.applications[app_index];
-        let (request, response) = pod_objects(app, &pod, "job", &uid, version, ts + 60_000, true);
+        let (request, response) = pod_objects(
+            app,
+            &pod,
+            "job",
+            &uid,
+            &owner_uid,
+            version,
+            ts + 60_000,
+            true,
+        );
         let mut create = Call::resource(job_controller, "create", r::PODS)
             .namespace(&namespace)
             .objects(Some(request), Some(response));
@@ -1698,6 +1710,7 @@ pub(crate) fn pod_objects(
     pod_name: &str,
     hash: &str,
     uid: &str,
+    owner_uid: &str,
     resource_version: u64,
     ts: i64,
     job: bool,
@@ -1743,7 +1756,7 @@ pub(crate) fn pod_objects(
             "generateName": format!("{}-", pod_name.rsplit_once('-').map(|(prefix, _)| prefix).unwrap_or(pod_name)),
             "creationTimestamp": null,
             "labels": labels,
-            "ownerReferences": [{"apiVersion": if job { "batch/v1" } else { "apps/v1" }, "kind": owner_kind, "name": owner_name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]
+            "ownerReferences": [{"apiVersion": if job { "batch/v1" } else { "apps/v1" }, "kind": owner_kind, "name": owner_name, "uid": owner_uid, "controller": true, "blockOwnerDeletion": true}]
         },
         "spec": spec,
         "status": {}
