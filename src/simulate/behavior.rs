@@ -722,12 +722,12 @@ impl Engine {
     fn fire(&mut self, kind: &ActivityKind, ts: i64) {
         match kind {
             ActivityKind::Call(template) => {
-                let call = self.from_template(template, None);
+                let call = self.call_from_template(template, None);
                 self.issue(ts, call);
             }
             ActivityKind::Watch(template) => {
                 let timeout = self.rng.random_range(300..600u32);
-                let call = self.from_template(template, Some(timeout));
+                let call = self.call_from_template(template, Some(timeout));
                 self.issue(ts, call);
             }
             ActivityKind::LeaderElection {
@@ -1041,7 +1041,7 @@ impl Engine {
         }
     }
 
-    fn from_template(&mut self, template: &CallTemplate, watch_timeout: Option<u32>) -> Call {
+    fn call_from_template(&mut self, template: &CallTemplate, watch_timeout: Option<u32>) -> Call {
         let mut call = Call::resource(template.actor, template.verb, template.resource);
         if let Some(namespace) = template.namespace.choose(&mut self.rng) {
             call = call.namespace(&namespace);
@@ -1278,7 +1278,7 @@ impl Engine {
         let mut at = ts;
         let mut next = |engine: &mut Engine, call: Call| {
             at += engine.rng.random_range(15_000..120_000);
-            engine.schedule(at, call.from_ip(&ip));
+            engine.schedule(at, call.via_ip(&ip));
         };
         next(self, Call::path(actor, "/version").query("?timeout=32s"));
         next(
@@ -1333,7 +1333,7 @@ impl Engine {
                 Call::resource(actor, "get", r::DEPLOYMENTS)
                     .namespace(&namespace)
                     .name(name.clone())
-                    .from_ip(&ip),
+                    .via_ip(&ip),
             );
             self.schedule(
                 at + 20_000,
@@ -1343,7 +1343,7 @@ impl Engine {
                         "?labelSelector={}",
                         query_escape(&format!("app.kubernetes.io/name={name}"))
                     ))
-                    .from_ip(&ip),
+                    .via_ip(&ip),
             );
         }
         at += 300_000;
@@ -1352,7 +1352,7 @@ impl Engine {
             Call::resource(actor, "update", r::SECRETS)
                 .namespace(&namespace)
                 .name(format!("sh.helm.release.v1.{name}.v{release}"))
-                .from_ip(&ip),
+                .via_ip(&ip),
         );
         // The rollout starts once the deployment was patched (scheduled calls
         // are issued in time order, so this cannot run ahead of the patch).
@@ -1371,10 +1371,10 @@ impl Engine {
             Cluster::pick(&mut self.rng, &human.vpn_ips).clone()
         };
         let mut namespaces = human.namespaces.clone();
-        if let Some((since, namespace)) = &human.adopted_namespace {
-            if ts >= *since {
-                namespaces.push(namespace.clone());
-            }
+        if let Some((since, namespace)) = &human.adopted_namespace
+            && ts >= *since
+        {
+            namespaces.push(namespace.clone());
         }
         let team = human.team;
         let commands = self.rng.random_range(2..14);
@@ -1384,14 +1384,14 @@ impl Engine {
                 at,
                 Call::path(actor, "/api")
                     .query("?timeout=32s")
-                    .from_ip(&ip)
+                    .via_ip(&ip)
                     .labeled(label),
             );
             self.schedule(
                 at + 25_000,
                 Call::path(actor, "/apis")
                     .query("?timeout=32s")
-                    .from_ip(&ip)
+                    .via_ip(&ip)
                     .labeled(label),
             );
             at += 60_000;
@@ -1400,7 +1400,7 @@ impl Engine {
             let namespace = Cluster::pick(&mut self.rng, &namespaces).clone();
             let calls = self.human_command(actor, role, team, &namespace, at);
             for (offset, call) in calls {
-                self.schedule(at + offset, call.from_ip(&ip).labeled(label));
+                self.schedule(at + offset, call.via_ip(&ip).labeled(label));
             }
             at += self.rng.random_range(5..150) * MICROS_PER_SECOND;
         }
@@ -1705,6 +1705,7 @@ impl Engine {
 }
 
 /// A pod as its controller creates it, and as the API server returns it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pod_objects(
     app: &Application,
     pod_name: &str,
