@@ -722,12 +722,12 @@ impl Engine {
     fn fire(&mut self, kind: &ActivityKind, ts: i64) {
         match kind {
             ActivityKind::Call(template) => {
-                let call = self.from_template(template, None);
+                let call = self.call_from_template(template, None);
                 self.issue(ts, call);
             }
             ActivityKind::Watch(template) => {
                 let timeout = self.rng.random_range(300..600u32);
-                let call = self.from_template(template, Some(timeout));
+                let call = self.call_from_template(template, Some(timeout));
                 self.issue(ts, call);
             }
             ActivityKind::LeaderElection {
@@ -1041,7 +1041,7 @@ impl Engine {
         }
     }
 
-    fn from_template(&mut self, template: &CallTemplate, watch_timeout: Option<u32>) -> Call {
+    fn call_from_template(&mut self, template: &CallTemplate, watch_timeout: Option<u32>) -> Call {
         let mut call = Call::resource(template.actor, template.verb, template.resource);
         if let Some(namespace) = template.namespace.choose(&mut self.rng) {
             call = call.namespace(&namespace);
@@ -1116,6 +1116,7 @@ impl Engine {
             Call::resource(deployment_controller, "create", r::REPLICASETS).namespace(&namespace),
         );
         let mut new_pods = Vec::new();
+        let owner_uid = json::uuid_string(&mut self.rng);
         for index in 0..replicas {
             step += self.rng.random_range(80_000..400_000);
             let pod_name = format!("{name}-{new_hash}-{}", json::name_suffix(&mut self.rng, 5));
@@ -1126,8 +1127,9 @@ impl Engine {
             let uid = json::uuid_string(&mut self.rng);
             let version = self.next_resource_version();
             let app = &self.cluster.applications[app_index];
-            let (request, response) =
-                pod_objects(app, &pod_name, &new_hash, &uid, version, step, false);
+            let (request, response) = pod_objects(
+                app, &pod_name, &new_hash, &uid, &owner_uid, version, step, false,
+            );
             let create = Call::resource(replicaset_controller, "create", r::PODS)
                 .namespace(&namespace)
                 .objects(Some(request), Some(response));
@@ -1208,9 +1210,19 @@ impl Engine {
         );
         let pod = format!("{job}-{}", json::name_suffix(&mut self.rng, 5));
         let uid = json::uuid_string(&mut self.rng);
+        let owner_uid = json::uuid_string(&mut self.rng);
         let version = self.next_resource_version();
         let app = &self.cluster.applications[app_index];
-        let (request, response) = pod_objects(app, &pod, "job", &uid, version, ts + 60_000, true);
+        let (request, response) = pod_objects(
+            app,
+            &pod,
+            "job",
+            &uid,
+            &owner_uid,
+            version,
+            ts + 60_000,
+            true,
+        );
         let mut create = Call::resource(job_controller, "create", r::PODS)
             .namespace(&namespace)
             .objects(Some(request), Some(response));
@@ -1266,7 +1278,7 @@ impl Engine {
         let mut at = ts;
         let mut next = |engine: &mut Engine, call: Call| {
             at += engine.rng.random_range(15_000..120_000);
-            engine.schedule(at, call.from_ip(&ip));
+            engine.schedule(at, call.via_ip(&ip));
         };
         next(self, Call::path(actor, "/version").query("?timeout=32s"));
         next(
@@ -1321,7 +1333,7 @@ impl Engine {
                 Call::resource(actor, "get", r::DEPLOYMENTS)
                     .namespace(&namespace)
                     .name(name.clone())
-                    .from_ip(&ip),
+                    .via_ip(&ip),
             );
             self.schedule(
                 at + 20_000,
@@ -1331,7 +1343,7 @@ impl Engine {
                         "?labelSelector={}",
                         query_escape(&format!("app.kubernetes.io/name={name}"))
                     ))
-                    .from_ip(&ip),
+                    .via_ip(&ip),
             );
         }
         at += 300_000;
@@ -1340,7 +1352,7 @@ impl Engine {
             Call::resource(actor, "update", r::SECRETS)
                 .namespace(&namespace)
                 .name(format!("sh.helm.release.v1.{name}.v{release}"))
-                .from_ip(&ip),
+                .via_ip(&ip),
         );
         // The rollout starts once the deployment was patched (scheduled calls
         // are issued in time order, so this cannot run ahead of the patch).
@@ -1359,10 +1371,10 @@ impl Engine {
             Cluster::pick(&mut self.rng, &human.vpn_ips).clone()
         };
         let mut namespaces = human.namespaces.clone();
-        if let Some((since, namespace)) = &human.adopted_namespace {
-            if ts >= *since {
-                namespaces.push(namespace.clone());
-            }
+        if let Some((since, namespace)) = &human.adopted_namespace
+            && ts >= *since
+        {
+            namespaces.push(namespace.clone());
         }
         let team = human.team;
         let commands = self.rng.random_range(2..14);
@@ -1372,14 +1384,14 @@ impl Engine {
                 at,
                 Call::path(actor, "/api")
                     .query("?timeout=32s")
-                    .from_ip(&ip)
+                    .via_ip(&ip)
                     .labeled(label),
             );
             self.schedule(
                 at + 25_000,
                 Call::path(actor, "/apis")
                     .query("?timeout=32s")
-                    .from_ip(&ip)
+                    .via_ip(&ip)
                     .labeled(label),
             );
             at += 60_000;
@@ -1388,7 +1400,7 @@ impl Engine {
             let namespace = Cluster::pick(&mut self.rng, &namespaces).clone();
             let calls = self.human_command(actor, role, team, &namespace, at);
             for (offset, call) in calls {
-                self.schedule(at + offset, call.from_ip(&ip).labeled(label));
+                self.schedule(at + offset, call.via_ip(&ip).labeled(label));
             }
             at += self.rng.random_range(5..150) * MICROS_PER_SECOND;
         }
@@ -1693,11 +1705,13 @@ impl Engine {
 }
 
 /// A pod as its controller creates it, and as the API server returns it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pod_objects(
     app: &Application,
     pod_name: &str,
     hash: &str,
     uid: &str,
+    owner_uid: &str,
     resource_version: u64,
     ts: i64,
     job: bool,
@@ -1743,7 +1757,7 @@ pub(crate) fn pod_objects(
             "generateName": format!("{}-", pod_name.rsplit_once('-').map(|(prefix, _)| prefix).unwrap_or(pod_name)),
             "creationTimestamp": null,
             "labels": labels,
-            "ownerReferences": [{"apiVersion": if job { "batch/v1" } else { "apps/v1" }, "kind": owner_kind, "name": owner_name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]
+            "ownerReferences": [{"apiVersion": if job { "batch/v1" } else { "apps/v1" }, "kind": owner_kind, "name": owner_name, "uid": owner_uid, "controller": true, "blockOwnerDeletion": true}]
         },
         "spec": spec,
         "status": {}

@@ -148,7 +148,7 @@ impl Call {
         self
     }
 
-    pub(crate) fn from_ip(mut self, ip: &Rc<str>) -> Call {
+    pub(crate) fn via_ip(mut self, ip: &Rc<str>) -> Call {
         self.source_ip = Some(ip.clone());
         self
     }
@@ -443,14 +443,15 @@ impl Engine {
         } else {
             (200, None)
         };
-        if allowed && code < 300 {
-            if let Some(effect) = &call.rbac_effect {
-                match effect.clone() {
-                    RbacEffect::PutRole(role) => self.rbac.put_role(role),
-                    RbacEffect::PutBinding(binding) => self.rbac.put_binding(binding),
-                }
-                self.rbac_generation += 1;
+        if allowed
+            && code < 300
+            && let Some(effect) = &call.rbac_effect
+        {
+            match effect.clone() {
+                RbacEffect::PutRole(role) => self.rbac.put_role(role),
+                RbacEffect::PutBinding(binding) => self.rbac.put_binding(binding),
             }
+            self.rbac_generation += 1;
         }
         let level = audit_level(call.verb, resource, subresource, namespace);
         let succeeded = code < 300;
@@ -914,11 +915,11 @@ fn render(buffer: &mut Vec<u8>, record: &StageRecord, cluster: &Cluster) {
             buffer.extend_from_slice(b",\"requestObject\":");
             buffer.extend_from_slice(object.as_bytes());
         }
-        if record.stage == Stage::ResponseComplete {
-            if let Some(object) = &request.response_object {
-                buffer.extend_from_slice(b",\"responseObject\":");
-                buffer.extend_from_slice(object.as_bytes());
-            }
+        if record.stage == Stage::ResponseComplete
+            && let Some(object) = &request.response_object
+        {
+            buffer.extend_from_slice(b",\"responseObject\":");
+            buffer.extend_from_slice(object.as_bytes());
         }
     }
     buffer.extend_from_slice(b",\"requestReceivedTimestamp\":");

@@ -6,15 +6,16 @@
 
 use rand::Rng;
 
-/// Appends `text` as a JSON string literal (with quotes), escaping as
-/// `encoding/json` does for the characters that must be escaped.
+/// Appends `text` as a JSON string literal (with quotes), escaping the
+/// characters JSON requires.
 pub(crate) fn push_string(buffer: &mut Vec<u8>, text: &str) {
     buffer.push(b'"');
     push_escaped(buffer, text);
     buffer.push(b'"');
 }
 
-/// Bytes that need an escape inside a JSON string (as Go's encoding/json writes it).
+/// Bytes that need an escape inside a JSON string. The API server's audit
+/// backend does not HTML-escape (`&`, `<`, `>` stay as they are in URIs).
 const NEEDS_ESCAPE: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;
@@ -24,9 +25,6 @@ const NEEDS_ESCAPE: [bool; 256] = {
     }
     table[b'"' as usize] = true;
     table[b'\\' as usize] = true;
-    table[b'<' as usize] = true;
-    table[b'>' as usize] = true;
-    table[b'&' as usize] = true;
     table
 };
 

@@ -235,14 +235,14 @@ impl SimulationConfig {
 
 impl RotationOptions {
     pub fn from_args(args: &SimulateArgs) -> Result<RotationOptions> {
-        if !(args.max_size_mb > 0.0) {
+        if args.max_size_mb.is_nan() || args.max_size_mb <= 0.0 {
             return Err(SimulateError::InvalidArgument(
                 "--max-size-mb must be positive".into(),
             ));
         }
         Ok(RotationOptions {
             max_size_bytes: (!args.single_file)
-                .then(|| (args.max_size_mb * 1024.0 * 1024.0) as u64),
+                .then_some((args.max_size_mb * 1024.0 * 1024.0) as u64),
             gzip: args.gzip,
             gzip_level: args.gzip_level,
             max_backups: args.max_backups,
@@ -502,7 +502,7 @@ pub fn run(args: SimulateArgs, _global: &GlobalOptions) -> Result<SimulationSumm
     let config = SimulationConfig::from_args(&args)?;
     let rotation = RotationOptions::from_args(&args)?;
     let summary = if args.live {
-        if !(args.speedup > 0.0) {
+        if args.speedup.is_nan() || args.speedup <= 0.0 {
             return Err(SimulateError::InvalidArgument(
                 "--speedup must be positive".into(),
             ));

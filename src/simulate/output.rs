@@ -34,6 +34,9 @@ pub struct RotationOptions {
     pub max_backups: Option<usize>,
 }
 
+/// The compression thread and the channel that feeds it new backups.
+type Mill = (Sender<PathBuf>, JoinHandle<Result<(), SimulateError>>);
+
 pub(crate) struct RotatingWriter {
     directory: PathBuf,
     options: RotationOptions,
@@ -42,7 +45,7 @@ pub(crate) struct RotatingWriter {
     last_backup_name: String,
     pub(crate) files_written: usize,
     /// Receives each new backup; compresses it (if asked) and prunes old ones.
-    mill: Option<(Sender<PathBuf>, JoinHandle<Result<(), SimulateError>>)>,
+    mill: Option<Mill>,
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> SimulateError {
@@ -155,10 +158,11 @@ impl RotatingWriter {
 
 impl LineSink for RotatingWriter {
     fn write_line(&mut self, line: &[u8], stage_ts: i64) -> Result<(), SimulateError> {
-        if let Some(limit) = self.options.max_size_bytes {
-            if self.size > 0 && self.size + line.len() as u64 > limit {
-                self.rotate(stage_ts)?;
-            }
+        if let Some(limit) = self.options.max_size_bytes
+            && self.size > 0
+            && self.size + line.len() as u64 > limit
+        {
+            self.rotate(stage_ts)?;
         }
         self.file
             .write_all(line)

@@ -197,7 +197,7 @@ impl Subject {
     fn matches(&self, username: &str, groups: &[String]) -> bool {
         match self.kind.as_str() {
             "User" => self.name == username,
-            "Group" => groups.iter().any(|group| *group == self.name),
+            "Group" => groups.contains(&self.name),
             "ServiceAccount" => {
                 let namespace = self.namespace.as_deref().unwrap_or("");
                 username

@@ -241,7 +241,7 @@ impl Script<'_> {
     fn then(&mut self, pause_ms: std::ops::Range<i64>, mut call: Call) -> &mut Self {
         self.at += self.engine.rng.random_range(pause_ms) * 1000;
         if call.source_ip.is_none() {
-            call = call.from_ip(&self.ip);
+            call = call.via_ip(&self.ip);
         }
         call = call.labeled(Some(self.label));
         if call.user_agent.is_none() {
@@ -252,6 +252,7 @@ impl Script<'_> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn begin<'a>(
     engine: &'a mut Engine,
     ts: i64,
@@ -1518,7 +1519,7 @@ fn kubelet_certificate_rotation(
         )
         .then(
             100..900,
-            Call::resource(approver, "create", r::SUBJECTACCESSREVIEWS).from_ip(&control_plane),
+            Call::resource(approver, "create", r::SUBJECTACCESSREVIEWS).via_ip(&control_plane),
         )
         .then(
             50..400,
