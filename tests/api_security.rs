@@ -123,7 +123,7 @@ fn bearer_token_is_required_when_set_and_never_logged() {
 
     let log = server.stop();
     assert!(
-        log.contains("auth=\"bearer\"") || log.contains("auth=bearer"),
+        log.contains("\"bearer\""),
         "requests are logged with their auth: {log}"
     );
     assert!(!log.contains(TOKEN), "the token leaked into the log");

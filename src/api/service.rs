@@ -106,15 +106,16 @@ impl RequestLog {
         }
     }
 
-    fn set_outcome(&mut self, outcome: Option<String>) {
-        self.outcome = outcome;
-    }
-
     fn finish<T>(mut self, result: &Result<T, Status>) {
-        self.outcome = Some(match result {
+        self.set_outcome(match result {
             Ok(_) => "OK".to_string(),
             Err(status) => format!("{:?}", status.code()),
         });
+    }
+
+    /// Records the outcome the log line reports when the request ends.
+    fn set_outcome(&mut self, outcome: impl Into<String>) {
+        self.outcome = Some(outcome.into());
     }
 }
 
@@ -171,7 +172,7 @@ impl AuditLens for AuditLensService {
         let hash = query_hash(&body.sql);
         log.query_hash = Some(hash.clone());
         if body.sql.trim().is_empty() {
-            log.set_outcome(Some("InvalidArgument".into()));
+            log.set_outcome("InvalidArgument");
             return Err(Status::invalid_argument("sql is empty"));
         }
         let admission = match self.admission.clone().try_acquire_owned() {
@@ -181,7 +182,7 @@ impl AuditLens for AuditLensService {
                     limit: self.admission_limit,
                 }
                 .into();
-                log.set_outcome(Some(format!("{:?}", status.code())));
+                log.set_outcome(format!("{:?}", status.code()));
                 return Err(status);
             }
         };
@@ -234,7 +235,7 @@ impl AuditLens for AuditLensService {
             .await;
             let final_message = match outcome {
                 Ok(Ok(outcome)) => {
-                    log.set_outcome(Some("OK".into()));
+                    log.set_outcome("OK");
                     Ok(proto::QueryResponse {
                         part: Some(Part::Summary(proto::QuerySummary {
                             rows: outcome.rows,
@@ -261,11 +262,11 @@ impl AuditLens for AuditLensService {
                 }
                 Ok(Err(error)) => {
                     let status: Status = error.into();
-                    log.set_outcome(Some(format!("{:?}", status.code())));
+                    log.set_outcome(format!("{:?}", status.code()));
                     Err(status)
                 }
                 Err(error) => {
-                    log.set_outcome(Some("Internal".into()));
+                    log.set_outcome("Internal");
                     Err(Status::internal(format!("query worker failed: {error}")))
                 }
             };
@@ -542,7 +543,7 @@ impl AuditLens for AuditLensService {
         request: Request<proto::AuditRbacRequest>,
     ) -> Result<Response<proto::AuditRbacResponse>, Status> {
         let mut log = RequestLog::start("AuditRbac", &request);
-        log.set_outcome(Some("Unimplemented".into()));
+        log.set_outcome("Unimplemented");
         Err(rbac_unimplemented("AuditRbac"))
     }
 
@@ -551,7 +552,7 @@ impl AuditLens for AuditLensService {
         request: Request<proto::WhoCanRequest>,
     ) -> Result<Response<proto::WhoCanResponse>, Status> {
         let mut log = RequestLog::start("WhoCan", &request);
-        log.set_outcome(Some("Unimplemented".into()));
+        log.set_outcome("Unimplemented");
         Err(rbac_unimplemented("WhoCan"))
     }
 
@@ -560,7 +561,7 @@ impl AuditLens for AuditLensService {
         request: Request<proto::RecommendRoleRequest>,
     ) -> Result<Response<proto::RecommendRoleResponse>, Status> {
         let mut log = RequestLog::start("RecommendRole", &request);
-        log.set_outcome(Some("Unimplemented".into()));
+        log.set_outcome("Unimplemented");
         Err(rbac_unimplemented("RecommendRole"))
     }
 }
