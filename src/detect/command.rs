@@ -7,7 +7,7 @@
 
 use super::anomaly::{Anomaly, Severity};
 use super::eval::{evaluate, read_labels, render_table};
-use super::history::{ReplayOutcome, ReplayRange, WindowDetector, open_session, parse_time_argument, replay};
+use super::history::{ReplayOutcome, ReplayRange, WindowDetector, open_session, parse_time_argument, replay, replay_logs};
 use super::incidents::{DEFAULT_GAP_MICROS, group};
 use super::live::DetectorOptions;
 use super::store::AnomalyStore;
@@ -50,6 +50,10 @@ pub struct ReplayArgs {
     /// Only report anomalies of at least this severity.
     #[arg(long)]
     pub min_severity: Option<Severity>,
+    /// Read these audit-log files (JSON lines, .gz allowed, in the order
+    /// given) instead of the store. History before --since warms the detectors.
+    #[arg(long, num_args = 1..)]
+    pub log: Vec<PathBuf>,
 }
 
 impl ReplayArgs {
@@ -128,9 +132,13 @@ pub fn window_detectors(_global: &GlobalOptions) -> Vec<Box<dyn WindowDetector>>
 }
 
 fn run_replay(replay_args: &ReplayArgs, global: &GlobalOptions) -> Result<ReplayOutcome, CommandError> {
-    let connection = open_session(&global.data_dir)?;
-    let mut detectors = window_detectors(global);
-    let mut outcome = replay(&connection, &replay_args.detector_options(), &replay_args.range(), &mut detectors)?;
+    let mut outcome = if replay_args.log.is_empty() {
+        let connection = open_session(&global.data_dir)?;
+        let mut detectors = window_detectors(global);
+        replay(&connection, &replay_args.detector_options(), &replay_args.range(), &mut detectors)?
+    } else {
+        replay_logs(&replay_args.log, &replay_args.detector_options(), replay_args.since, replay_args.until)?
+    };
     if let Some(minimum) = replay_args.min_severity {
         outcome.anomalies.retain(|anomaly| anomaly.severity >= minimum);
     }

@@ -211,7 +211,8 @@ fn service_account_writing_critical_config() {
         .group("apiextensions.k8s.io")
         .id("argo")
         .build();
-    assert!(fired(&mut rules, argo).is_empty());
+    let hits = rules.evaluate_hits(&argo);
+    assert_eq!(hits[0].habit_keys, vec!["create customresourcedefinitions *"], "automation is silenced by habit, not by name");
     let system = event("system:serviceaccount:ci:deployer", "patch", "configmaps").namespace("kube-system").name("my-app").id("o").build();
     let hits = rules.evaluate_hits(&system);
     assert_eq!(hits.len(), 1);
@@ -238,7 +239,8 @@ fn webhooks_changed() {
         .group("admissionregistration.k8s.io")
         .id("ca")
         .build();
-    assert!(fired(&mut rules, cainjector).is_empty());
+    let hits = rules.evaluate_hits(&cainjector);
+    assert!(hits.iter().all(|hit| !hit.habit_keys.is_empty()), "a CA injector's routine patch may be silenced by habit");
 }
 
 #[test]
