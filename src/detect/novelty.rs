@@ -303,7 +303,7 @@ impl NoveltyIndex {
     /// [`NoveltyIndex::finish`] at the end of a batch.
     pub fn observe(&mut self, event: &AuditEvent) -> Vec<Anomaly> {
         let ts = event.ts;
-        let mut emitted = self.close_windows(ts);
+        let emitted = self.close_windows(ts);
         let actor_identity = event.actor_identity();
         if actor_identity.kind == IdentityKind::Anonymous {
             return emitted;
