@@ -3,11 +3,13 @@
 //! A fresh cluster must be quiet, and most of what a rule would flag on a
 //! quiet cluster is the control plane doing its job (the namespace controller
 //! deleting events, the garbage collector, kubelets fetching their pods'
-//! secrets). Rules consult two lists: [`IdentityPatterns::builtin_controllers`]
-//! (what every Kubernetes distribution runs) and
-//! [`IdentityPatterns::platform_automation`] (widely deployed add-ons whose job
-//! is to write RBAC, CRDs or webhooks: GitOps and Helm controllers, cert-manager's
-//! CA injector). Both are plain data so an operator can replace them.
+//! secrets). Rules consult [`IdentityPatterns::builtin_controllers`] (what
+//! every Kubernetes distribution runs) everywhere, and
+//! [`IdentityPatterns::platform_automation`] (GitOps and Helm controllers,
+//! cert-manager) only for the pods their workloads create: a name-based pass
+//! for an add-on's RBAC or webhook writes would be a pass for whoever steals
+//! its token, so those are silenced by habit instead. Both lists are plain data
+//! so an operator can replace them.
 
 use serde::{Deserialize, Serialize};
 

@@ -11,9 +11,10 @@
 //!
 //! The catalogue of rules is data ([`RULES`]: id, default severity, title,
 //! tier, whether habit may silence it); what each rule matches is code, since
-//! most of them read a request object. Two allow lists keep a fresh cluster
-//! quiet: the built-in controllers and well-known platform automation
-//! ([`super::allowlist`]). Rules marked `habitual` may additionally be silenced
+//! most of them read a request object. An allow list of the built-in
+//! controllers keeps a fresh cluster quiet ([`super::allowlist`]); add-ons are
+//! deliberately *not* allow-listed by name for anything but workload templates
+//! (a stolen Argo CD token is the attacker's favourite), habit covers them. Rules marked `habitual` may additionally be silenced
 //! by the caller when the identity has done exactly this before (Prometheus
 //! reading `nodes/proxy` every 30 s is its job; the first time anyone does it
 //! is news): [`RuleHit::habit_keys`] names the actions, and
@@ -234,7 +235,8 @@ pub struct RuleOptions {
     /// Built-in controllers: silent for every rule about writes they do as
     /// their job.
     pub controllers: IdentityPatterns,
-    /// Platform automation allowed to write RBAC, CRDs, webhooks and cluster config.
+    /// Platform automation (GitOps) whose privileged workloads are reported
+    /// like a controller's (once per owner, never in system namespaces).
     pub automation: IdentityPatterns,
     /// Namespaces whose workloads legitimately run privileged (CNI, kube-proxy)
     /// and where exec is an alert of its own.
@@ -955,7 +957,7 @@ impl RuleSet {
     // ---- admission webhooks -------------------------------------------------
 
     fn webhook_rule(&mut self, facts: &Facts<'_>, hits: &mut Vec<RuleHit>) {
-        if !facts.allowed || !facts.is_write() || facts.controller || facts.automation {
+        if !facts.allowed || !facts.is_write() || facts.controller {
             return;
         }
         if facts.actor_kind == IdentityKind::ControlPlane {
@@ -998,7 +1000,7 @@ impl RuleSet {
     // ---- critical configuration -------------------------------------------
 
     fn critical_write_rules(&mut self, facts: &Facts<'_>, hits: &mut Vec<RuleHit>) {
-        if !facts.allowed || !facts.is_write() || facts.controller || facts.automation {
+        if !facts.allowed || !facts.is_write() || facts.controller {
             return;
         }
         let critical_configmap = facts.resource == "configmaps"
@@ -1596,7 +1598,7 @@ impl RuleSet {
     // ---- secrets and events -------------------------------------------------
 
     fn secret_rules(&mut self, facts: &Facts<'_>, hits: &mut Vec<RuleHit>) {
-        if !matches!(facts.verb, "get" | "list" | "watch") || facts.controller || facts.automation {
+        if !matches!(facts.verb, "get" | "list" | "watch") || facts.controller {
             return;
         }
         if facts.actor_kind == IdentityKind::Node || facts.actor_kind == IdentityKind::ControlPlane
