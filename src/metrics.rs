@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Latency buckets in seconds, shared by every histogram here.
-pub const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 /// A fixed-bucket histogram with atomic counts (cumulative at exposition).
 #[derive(Debug)]
@@ -28,16 +30,27 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Histogram {
-        Histogram { counts: std::array::from_fn(|_| AtomicU64::new(0)), sum_nanos: AtomicU64::new(0) }
+        Histogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_nanos: AtomicU64::new(0),
+        }
     }
 }
 
 impl Histogram {
     pub fn observe(&self, seconds: f64) {
-        let seconds = if seconds.is_finite() { seconds.max(0.0) } else { 0.0 };
-        let bucket = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound).unwrap_or(LATENCY_BUCKETS.len());
+        let seconds = if seconds.is_finite() {
+            seconds.max(0.0)
+        } else {
+            0.0
+        };
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
         self.counts[bucket].fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add((seconds * 1e9) as u64, Ordering::Relaxed);
+        self.sum_nanos
+            .fetch_add((seconds * 1e9) as u64, Ordering::Relaxed);
     }
 
     /// (cumulative counts per bucket bound incl. +Inf, sum in seconds, count).
@@ -48,7 +61,11 @@ impl Histogram {
             running += count.load(Ordering::Relaxed);
             cumulative.push(running);
         }
-        (cumulative, self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9, running)
+        (
+            cumulative,
+            self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            running,
+        )
     }
 }
 
@@ -169,14 +186,20 @@ pub fn escape_help(text: &str) -> String {
 
 /// Escapes a label value: backslash, double quote and newline.
 pub fn escape_label_value(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn format_value(value: f64) -> String {
     if value.is_nan() {
         "NaN".to_string()
     } else if value.is_infinite() {
-        if value > 0.0 { "+Inf".to_string() } else { "-Inf".to_string() }
+        if value > 0.0 {
+            "+Inf".to_string()
+        } else {
+            "-Inf".to_string()
+        }
     } else if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{value:.0}")
     } else {
@@ -215,7 +238,11 @@ impl Exposition {
         self.family(name, "histogram", help);
         let (cumulative, sum, count) = histogram.snapshot();
         for (index, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            self.sample(&format!("{name}_bucket"), &[("le", &format_value(*bound))], cumulative[index] as f64);
+            self.sample(
+                &format!("{name}_bucket"),
+                &[("le", &format_value(*bound))],
+                cumulative[index] as f64,
+            );
         }
         self.sample(&format!("{name}_bucket"), &[("le", "+Inf")], count as f64);
         self.sample(&format!("{name}_sum"), &[], sum);
@@ -238,26 +265,89 @@ pub struct MetricsState {
 }
 
 fn file_label(path: &str) -> String {
-    std::path::Path::new(path).file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| path.to_string())
+    std::path::Path::new(path)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string())
 }
 
 fn render_ingest(out: &mut Exposition, stats: &IngestStats) {
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64;
-    out.single("auditlens_ingest_lines_total", "counter", "Audit log lines read.", load(&stats.lines));
-    out.single("auditlens_ingest_bytes_total", "counter", "Audit log bytes read (decompressed).", load(&stats.bytes_read));
-    out.single("auditlens_events_stored_total", "counter", "Events committed to Parquet.", load(&stats.events_stored));
-    out.single("auditlens_read_errors_total", "counter", "Errors reading audit log files.", load(&stats.read_errors));
-    out.family("auditlens_quarantined_lines_total", "counter", "Lines that did not decode, by reason code.");
+    out.single(
+        "auditlens_ingest_lines_total",
+        "counter",
+        "Audit log lines read.",
+        load(&stats.lines),
+    );
+    out.single(
+        "auditlens_ingest_bytes_total",
+        "counter",
+        "Audit log bytes read (decompressed).",
+        load(&stats.bytes_read),
+    );
+    out.single(
+        "auditlens_events_stored_total",
+        "counter",
+        "Events committed to Parquet.",
+        load(&stats.events_stored),
+    );
+    out.single(
+        "auditlens_read_errors_total",
+        "counter",
+        "Errors reading audit log files.",
+        load(&stats.read_errors),
+    );
+    out.family(
+        "auditlens_quarantined_lines_total",
+        "counter",
+        "Lines that did not decode, by reason code.",
+    );
     for (reason, count) in stats.quarantine_reasons() {
-        out.sample("auditlens_quarantined_lines_total", &[("reason", &reason)], count as f64);
+        out.sample(
+            "auditlens_quarantined_lines_total",
+            &[("reason", &reason)],
+            count as f64,
+        );
     }
-    out.single("auditlens_parts_written_total", "counter", "Parquet parts committed.", load(&stats.parts_written));
-    out.single("auditlens_part_bytes_written_total", "counter", "Bytes of Parquet parts committed.", load(&stats.part_bytes));
-    out.single("auditlens_flush_errors_total", "counter", "Flushes that failed (retried).", load(&stats.flush_errors));
-    out.single("auditlens_compactions_total", "counter", "Hours compacted into one part.", load(&stats.compactions));
-    out.family("auditlens_flush_duration_seconds", "summary", "Time to write and commit one flush.");
-    out.sample("auditlens_flush_duration_seconds_sum", &[], load(&stats.flush_micros_total) / 1e6);
-    out.sample("auditlens_flush_duration_seconds_count", &[], load(&stats.flushes));
+    out.single(
+        "auditlens_parts_written_total",
+        "counter",
+        "Parquet parts committed.",
+        load(&stats.parts_written),
+    );
+    out.single(
+        "auditlens_part_bytes_written_total",
+        "counter",
+        "Bytes of Parquet parts committed.",
+        load(&stats.part_bytes),
+    );
+    out.single(
+        "auditlens_flush_errors_total",
+        "counter",
+        "Flushes that failed (retried).",
+        load(&stats.flush_errors),
+    );
+    out.single(
+        "auditlens_compactions_total",
+        "counter",
+        "Hours compacted into one part.",
+        load(&stats.compactions),
+    );
+    out.family(
+        "auditlens_flush_duration_seconds",
+        "summary",
+        "Time to write and commit one flush.",
+    );
+    out.sample(
+        "auditlens_flush_duration_seconds_sum",
+        &[],
+        load(&stats.flush_micros_total) / 1e6,
+    );
+    out.sample(
+        "auditlens_flush_duration_seconds_count",
+        &[],
+        load(&stats.flushes),
+    );
     out.single(
         "auditlens_last_flush_duration_seconds",
         "gauge",
@@ -265,17 +355,41 @@ fn render_ingest(out: &mut Exposition, stats: &IngestStats) {
         load(&stats.flush_micros_last) / 1e6,
     );
     let files = stats.files();
-    out.family("auditlens_file_lag_bytes", "gauge", "Bytes on disk not yet committed, per audit log file.");
+    out.family(
+        "auditlens_file_lag_bytes",
+        "gauge",
+        "Bytes on disk not yet committed, per audit log file.",
+    );
     for file in &files {
-        out.sample("auditlens_file_lag_bytes", &[("file", &file_label(&file.path))], file.lag_bytes as f64);
+        out.sample(
+            "auditlens_file_lag_bytes",
+            &[("file", &file_label(&file.path))],
+            file.lag_bytes as f64,
+        );
     }
-    out.family("auditlens_file_lag_seconds", "gauge", "Seconds a file has had uncommitted bytes, per audit log file.");
+    out.family(
+        "auditlens_file_lag_seconds",
+        "gauge",
+        "Seconds a file has had uncommitted bytes, per audit log file.",
+    );
     for file in &files {
-        out.sample("auditlens_file_lag_seconds", &[("file", &file_label(&file.path))], file.lag_seconds);
+        out.sample(
+            "auditlens_file_lag_seconds",
+            &[("file", &file_label(&file.path))],
+            file.lag_seconds,
+        );
     }
-    out.family("auditlens_file_committed_bytes", "gauge", "Committed offset (decompressed bytes), per audit log file.");
+    out.family(
+        "auditlens_file_committed_bytes",
+        "gauge",
+        "Committed offset (decompressed bytes), per audit log file.",
+    );
     for file in &files {
-        out.sample("auditlens_file_committed_bytes", &[("file", &file_label(&file.path))], file.committed_offset as f64);
+        out.sample(
+            "auditlens_file_committed_bytes",
+            &[("file", &file_label(&file.path))],
+            file.committed_offset as f64,
+        );
     }
 }
 
@@ -299,18 +413,38 @@ fn has_column(connection: &duckdb::Connection, table: &str, column: &str) -> duc
 
 fn render_catalog(out: &mut Exposition, connection: &duckdb::Connection) -> duckdb::Result<()> {
     if table_exists(connection, "anomalies")? {
-        out.family("auditlens_anomalies_total", "counter", "Anomalies stored, by detector and severity.");
-        let mut statement = connection.prepare("SELECT detector, severity, count(*) FROM anomalies GROUP BY ALL ORDER BY ALL")?;
-        let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?)))?;
+        out.family(
+            "auditlens_anomalies_total",
+            "counter",
+            "Anomalies stored, by detector and severity.",
+        );
+        let mut statement = connection.prepare(
+            "SELECT detector, severity, count(*) FROM anomalies GROUP BY ALL ORDER BY ALL",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })?;
         for row in rows {
             let (detector, severity, count) = row?;
-            out.sample("auditlens_anomalies_total", &[("detector", &detector), ("severity", &severity)], count as f64);
+            out.sample(
+                "auditlens_anomalies_total",
+                &[("detector", &detector), ("severity", &severity)],
+                count as f64,
+            );
         }
     }
     if table_exists(connection, "incidents")? {
         let now = chrono::Utc::now().timestamp_micros();
         let open: i64 = if has_column(connection, "incidents", "status")? {
-            connection.query_row("SELECT count(*) FROM incidents WHERE status = 'open'", [], |row| row.get(0))?
+            connection.query_row(
+                "SELECT count(*) FROM incidents WHERE status = 'open'",
+                [],
+                |row| row.get(0),
+            )?
         } else {
             connection.query_row(
                 "SELECT count(*) FROM incidents WHERE last_seen >= make_timestamp(?) - INTERVAL 24 HOUR",
@@ -324,8 +458,14 @@ fn render_catalog(out: &mut Exposition, connection: &duckdb::Connection) -> duck
             "Open incidents (status 'open', or, without a status column, a last anomaly less than 24 h old).",
             open as f64,
         );
-        let total: i64 = connection.query_row("SELECT count(*) FROM incidents", [], |row| row.get(0))?;
-        out.single("auditlens_incidents_total", "counter", "Incidents stored.", total as f64);
+        let total: i64 =
+            connection.query_row("SELECT count(*) FROM incidents", [], |row| row.get(0))?;
+        out.single(
+            "auditlens_incidents_total",
+            "counter",
+            "Incidents stored.",
+            total as f64,
+        );
     }
     if table_exists(connection, "alert_outbox")? {
         let (pending, delivered, abandoned): (i64, i64, i64) = connection.query_row(
@@ -334,10 +474,26 @@ fn render_catalog(out: &mut Exposition, connection: &duckdb::Connection) -> duck
             [],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )?;
-        out.family("auditlens_alert_outbox", "gauge", "Alert outbox rows (alert × sink) by state.");
-        out.sample("auditlens_alert_outbox", &[("state", "pending")], pending as f64);
-        out.sample("auditlens_alert_outbox", &[("state", "delivered")], delivered as f64);
-        out.sample("auditlens_alert_outbox", &[("state", "abandoned")], abandoned as f64);
+        out.family(
+            "auditlens_alert_outbox",
+            "gauge",
+            "Alert outbox rows (alert × sink) by state.",
+        );
+        out.sample(
+            "auditlens_alert_outbox",
+            &[("state", "pending")],
+            pending as f64,
+        );
+        out.sample(
+            "auditlens_alert_outbox",
+            &[("state", "delivered")],
+            delivered as f64,
+        );
+        out.sample(
+            "auditlens_alert_outbox",
+            &[("state", "abandoned")],
+            abandoned as f64,
+        );
     }
     if table_exists(connection, "parts")? {
         let (parts, bytes, rows): (i64, i64, i64) = connection.query_row(
@@ -345,9 +501,24 @@ fn render_catalog(out: &mut Exposition, connection: &duckdb::Connection) -> duck
             [],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )?;
-        out.single("auditlens_catalog_parts", "gauge", "Live Parquet parts in the manifest.", parts as f64);
-        out.single("auditlens_catalog_part_bytes", "gauge", "Bytes of live Parquet parts in the manifest.", bytes as f64);
-        out.single("auditlens_catalog_rows", "gauge", "Rows in live Parquet parts in the manifest.", rows as f64);
+        out.single(
+            "auditlens_catalog_parts",
+            "gauge",
+            "Live Parquet parts in the manifest.",
+            parts as f64,
+        );
+        out.single(
+            "auditlens_catalog_part_bytes",
+            "gauge",
+            "Bytes of live Parquet parts in the manifest.",
+            bytes as f64,
+        );
+        out.single(
+            "auditlens_catalog_rows",
+            "gauge",
+            "Rows in live Parquet parts in the manifest.",
+            rows as f64,
+        );
     }
     Ok(())
 }
@@ -356,19 +527,30 @@ fn render_catalog(out: &mut Exposition, connection: &duckdb::Connection) -> duck
 pub fn render(state: &MetricsState) -> String {
     let mut out = Exposition::default();
     let metrics = &state.metrics;
-    out.single("auditlens_up", "gauge", "1 while the process serves metrics.", 1.0);
+    out.single(
+        "auditlens_up",
+        "gauge",
+        "1 while the process serves metrics.",
+        1.0,
+    );
     out.single(
         "auditlens_ready",
         "gauge",
         "1 once the catalog is open and start-up recovery is done.",
-        if state.ready.load(Ordering::SeqCst) { 1.0 } else { 0.0 },
+        if state.ready.load(Ordering::SeqCst) {
+            1.0
+        } else {
+            0.0
+        },
     );
     if let Some(stats) = &state.ingest {
         render_ingest(&mut out, stats);
     }
     if let Some(catalog) = &state.catalog {
         let result = match catalog.lock() {
-            Ok(connection) => render_catalog(&mut out, &connection).map_err(|error| error.to_string()),
+            Ok(connection) => {
+                render_catalog(&mut out, &connection).map_err(|error| error.to_string())
+            }
             Err(_) => Err("catalog connection poisoned".to_string()),
         };
         if let Err(error) = &result {
@@ -381,61 +563,170 @@ pub fn render(state: &MetricsState) -> String {
             if result.is_ok() { 1.0 } else { 0.0 },
         );
     }
-    out.single("auditlens_queries_total", "counter", "Queries run through the query endpoint.", metrics.queries.load(Ordering::Relaxed) as f64);
+    out.single(
+        "auditlens_queries_total",
+        "counter",
+        "Queries run through the query endpoint.",
+        metrics.queries.load(Ordering::Relaxed) as f64,
+    );
     out.single(
         "auditlens_query_refusals_total",
         "counter",
         "Queries refused by the sandbox or a limit.",
         metrics.query_refusals.load(Ordering::Relaxed) as f64,
     );
-    out.histogram("auditlens_query_duration_seconds", "Query latency.", &metrics.query_latency);
-    out.family("auditlens_webhook_decisions_total", "counter", "Admission reviews answered by the guard webhook, by decision.");
+    out.histogram(
+        "auditlens_query_duration_seconds",
+        "Query latency.",
+        &metrics.query_latency,
+    );
+    out.family(
+        "auditlens_webhook_decisions_total",
+        "counter",
+        "Admission reviews answered by the guard webhook, by decision.",
+    );
     if let Ok(decisions) = metrics.webhook_decisions.lock() {
         for (decision, count) in decisions.iter() {
-            out.sample("auditlens_webhook_decisions_total", &[("decision", decision.as_str())], *count as f64);
+            out.sample(
+                "auditlens_webhook_decisions_total",
+                &[("decision", decision.as_str())],
+                *count as f64,
+            );
         }
     }
-    out.histogram("auditlens_webhook_duration_seconds", "Admission review latency.", &metrics.webhook_latency);
-    let sinks = metrics.sink_deliveries.lock().map(|sinks| sinks.clone()).unwrap_or_default();
-    out.family("auditlens_alert_deliveries_total", "counter", "Alert delivery attempts that succeeded, per sink.");
+    out.histogram(
+        "auditlens_webhook_duration_seconds",
+        "Admission review latency.",
+        &metrics.webhook_latency,
+    );
+    let sinks = metrics
+        .sink_deliveries
+        .lock()
+        .map(|sinks| sinks.clone())
+        .unwrap_or_default();
+    out.family(
+        "auditlens_alert_deliveries_total",
+        "counter",
+        "Alert delivery attempts that succeeded, per sink.",
+    );
     for (sink, counts) in &sinks {
-        out.sample("auditlens_alert_deliveries_total", &[("sink", sink)], counts.delivered as f64);
+        out.sample(
+            "auditlens_alert_deliveries_total",
+            &[("sink", sink)],
+            counts.delivered as f64,
+        );
     }
-    out.family("auditlens_alert_delivery_failures_total", "counter", "Alert delivery attempts that failed, per sink.");
+    out.family(
+        "auditlens_alert_delivery_failures_total",
+        "counter",
+        "Alert delivery attempts that failed, per sink.",
+    );
     for (sink, counts) in &sinks {
-        out.sample("auditlens_alert_delivery_failures_total", &[("sink", sink)], counts.failed as f64);
+        out.sample(
+            "auditlens_alert_delivery_failures_total",
+            &[("sink", sink)],
+            counts.failed as f64,
+        );
     }
-    out.histogram("auditlens_alert_delivery_duration_seconds", "Alert delivery latency.", &metrics.sink_latency);
-    let models = metrics.models.lock().map(|models| models.clone()).unwrap_or_default();
-    out.family("auditlens_model_info", "gauge", "The current version of each model (value 1).");
-    for (model, status) in models.iter().filter(|(_, status)| !status.version.is_empty()) {
-        out.sample("auditlens_model_info", &[("model", model), ("version", &status.version)], 1.0);
+    out.histogram(
+        "auditlens_alert_delivery_duration_seconds",
+        "Alert delivery latency.",
+        &metrics.sink_latency,
+    );
+    let models = metrics
+        .models
+        .lock()
+        .map(|models| models.clone())
+        .unwrap_or_default();
+    out.family(
+        "auditlens_model_info",
+        "gauge",
+        "The current version of each model (value 1).",
+    );
+    for (model, status) in models
+        .iter()
+        .filter(|(_, status)| !status.version.is_empty())
+    {
+        out.sample(
+            "auditlens_model_info",
+            &[("model", model), ("version", &status.version)],
+            1.0,
+        );
     }
-    out.family("auditlens_model_training_duration_seconds", "gauge", "Duration of each model's last training run.");
+    out.family(
+        "auditlens_model_training_duration_seconds",
+        "gauge",
+        "Duration of each model's last training run.",
+    );
     for (model, status) in &models {
-        out.sample("auditlens_model_training_duration_seconds", &[("model", model)], status.last_training_seconds);
+        out.sample(
+            "auditlens_model_training_duration_seconds",
+            &[("model", model)],
+            status.last_training_seconds,
+        );
     }
-    out.family("auditlens_model_trainings_total", "counter", "Training runs per model and outcome.");
+    out.family(
+        "auditlens_model_trainings_total",
+        "counter",
+        "Training runs per model and outcome.",
+    );
     for (model, status) in &models {
-        out.sample("auditlens_model_trainings_total", &[("model", model), ("outcome", "ok")], status.trainings_ok as f64);
-        out.sample("auditlens_model_trainings_total", &[("model", model), ("outcome", "failed")], status.trainings_failed as f64);
+        out.sample(
+            "auditlens_model_trainings_total",
+            &[("model", model), ("outcome", "ok")],
+            status.trainings_ok as f64,
+        );
+        out.sample(
+            "auditlens_model_trainings_total",
+            &[("model", model), ("outcome", "failed")],
+            status.trainings_failed as f64,
+        );
     }
-    out.single("auditlens_reports_written_total", "counter", "Nightly reports written.", metrics.reports_written.load(Ordering::Relaxed) as f64);
-    out.single("auditlens_report_failures_total", "counter", "Nightly reports that failed.", metrics.report_failures.load(Ordering::Relaxed) as f64);
-    out.histogram("auditlens_report_build_duration_seconds", "Time to build and write a nightly report.", &metrics.report_build_latency);
+    out.single(
+        "auditlens_reports_written_total",
+        "counter",
+        "Nightly reports written.",
+        metrics.reports_written.load(Ordering::Relaxed) as f64,
+    );
+    out.single(
+        "auditlens_report_failures_total",
+        "counter",
+        "Nightly reports that failed.",
+        metrics.report_failures.load(Ordering::Relaxed) as f64,
+    );
+    out.histogram(
+        "auditlens_report_build_duration_seconds",
+        "Time to build and write a nightly report.",
+        &metrics.report_build_latency,
+    );
     out.finish()
 }
 
-async fn metrics_handler(axum::extract::State(state): axum::extract::State<Arc<MetricsState>>) -> axum::response::Response {
+async fn metrics_handler(
+    axum::extract::State(state): axum::extract::State<Arc<MetricsState>>,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     // Catalog counts are DuckDB queries: off the async workers.
     match tokio::task::spawn_blocking(move || render(&state)).await {
-        Ok(text) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
-        Err(_) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "rendering metrics failed\n").into_response(),
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "rendering metrics failed\n",
+        )
+            .into_response(),
     }
 }
 
-async fn ready_handler(axum::extract::State(state): axum::extract::State<Arc<MetricsState>>) -> (axum::http::StatusCode, &'static str) {
+async fn ready_handler(
+    axum::extract::State(state): axum::extract::State<Arc<MetricsState>>,
+) -> (axum::http::StatusCode, &'static str) {
     if state.ready.load(Ordering::SeqCst) {
         (axum::http::StatusCode::OK, "ready\n")
     } else {
@@ -466,7 +757,9 @@ pub fn start(
     let address = listener.local_addr()?;
     let task = runtime.spawn(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown)
+            .await
     });
     Ok((address, task))
 }
@@ -482,7 +775,10 @@ mod tests {
         let mut out = Exposition::default();
         out.family("m_total", "counter", "help");
         out.sample("m_total", &[("file", "a\"b")], 3.0);
-        assert_eq!(out.finish(), "# HELP m_total help\n# TYPE m_total counter\nm_total{file=\"a\\\"b\"} 3\n");
+        assert_eq!(
+            out.finish(),
+            "# HELP m_total help\n# TYPE m_total counter\nm_total{file=\"a\\\"b\"} 3\n"
+        );
     }
 
     #[test]

@@ -5,7 +5,10 @@
 
 use super::outbox::{self, NewOutboxRow, OutboxRow, OutboxStatus};
 use super::payload::{IncidentAlert, anomaly_key, anomaly_payload, incident_key, incident_payload};
-use super::{AlertError, AlertSubject, AlertsConfig, HttpClient, Result, SinkConfig, SinkKind, signature_header_value};
+use super::{
+    AlertError, AlertSubject, AlertsConfig, HttpClient, Result, SinkConfig, SinkKind,
+    signature_header_value,
+};
 use crate::detect::{Anomaly, AnomalyKind, Severity};
 use crate::metrics::Metrics;
 use chrono::{DateTime, Duration, Utc};
@@ -60,30 +63,59 @@ pub struct AlertDispatcher {
 impl AlertDispatcher {
     /// Creates the outbox tables if needed and reads the sinks' HMAC secrets.
     /// `connection` is a connection to the catalog (e.g. `Catalog::connection()`).
-    pub fn new(connection: duckdb::Connection, config: AlertsConfig, metrics: Option<Arc<Metrics>>) -> Result<AlertDispatcher> {
+    pub fn new(
+        connection: duckdb::Connection,
+        config: AlertsConfig,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<AlertDispatcher> {
         config.validate()?;
         outbox::ensure_schema(&connection)?;
         let mut sinks = Vec::new();
         for sink in &config.sinks {
             let secret = match &sink.hmac_secret_file {
                 Some(path) => {
-                    let text = std::fs::read(path).map_err(|source| AlertError::Io { path: path.clone(), source })?;
-                    let end = text.iter().rposition(|byte| !byte.is_ascii_whitespace()).map(|index| index + 1).unwrap_or(0);
+                    let text = std::fs::read(path).map_err(|source| AlertError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let end = text
+                        .iter()
+                        .rposition(|byte| !byte.is_ascii_whitespace())
+                        .map(|index| index + 1)
+                        .unwrap_or(0);
                     if end == 0 {
-                        return Err(AlertError::Config(format!("sink {:?}: {} is empty", sink.name, path.display())));
+                        return Err(AlertError::Config(format!(
+                            "sink {:?}: {} is empty",
+                            sink.name,
+                            path.display()
+                        )));
                     }
                     Some(text[..end].to_vec())
                 }
                 None => None,
             };
-            sinks.push(Sink { config: sink.clone(), secret });
+            sinks.push(Sink {
+                config: sink.clone(),
+                secret,
+            });
         }
-        let client = HttpClient::new(std::time::Duration::from_millis(config.request_timeout_ms.max(1))).map_err(AlertError::Runtime)?;
+        let client = HttpClient::new(std::time::Duration::from_millis(
+            config.request_timeout_ms.max(1),
+        ))
+        .map_err(AlertError::Runtime)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|error| AlertError::Runtime(format!("starting the alert runtime: {error}")))?;
-        Ok(AlertDispatcher { connection, config, sinks, client, runtime, metrics, anomalies_seen: std::cell::Cell::new(None) })
+        Ok(AlertDispatcher {
+            connection,
+            config,
+            sinks,
+            client,
+            runtime,
+            metrics,
+            anomalies_seen: std::cell::Cell::new(None),
+        })
     }
 
     /// Adds an outbox row for each sink that accepts the anomaly. Returns how
@@ -93,7 +125,10 @@ impl AlertDispatcher {
         let detectors = [anomaly.detector.clone()];
         let mut added = 0;
         for sink in &self.sinks {
-            if !sink.config.accepts(AlertSubject::Anomaly, anomaly.severity, &detectors) {
+            if !sink
+                .config
+                .accepts(AlertSubject::Anomaly, anomaly.severity, &detectors)
+            {
                 continue;
             }
             let payload = anomaly_payload(&sink.config, anomaly);
@@ -115,7 +150,11 @@ impl AlertDispatcher {
         let key = incident_key(incident);
         let mut added = 0;
         for sink in &self.sinks {
-            if !sink.config.accepts(AlertSubject::Incident, incident.severity, &incident.detectors) {
+            if !sink.config.accepts(
+                AlertSubject::Incident,
+                incident.severity,
+                &incident.detectors,
+            ) {
                 continue;
             }
             let payload = incident_payload(&sink.config, incident);
@@ -136,7 +175,12 @@ impl AlertDispatcher {
     /// and incidents updated in the last two days. On the very first run the
     /// cursor starts at the newest anomaly: history is not re-alerted.
     pub fn enqueue_from_catalog(&self) -> Result<usize> {
-        let context = |what: &'static str| move |source: duckdb::Error| AlertError::DuckDb { context: what.to_string(), source };
+        let context = |what: &'static str| {
+            move |source: duckdb::Error| AlertError::DuckDb {
+                context: what.to_string(),
+                source,
+            }
+        };
         let mut added = 0;
         let has_table = |name: &str| -> Result<bool> {
             let found: i64 = self
@@ -152,7 +196,11 @@ impl AlertDispatcher {
         if has_table("anomalies")? {
             let (newest, total): (i64, i64) = self
                 .connection
-                .query_row("SELECT coalesce(max(seq), 0), count(*) FROM anomalies", [], |row| Ok((row.get(0)?, row.get(1)?)))
+                .query_row(
+                    "SELECT coalesce(max(seq), 0), count(*) FROM anomalies",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
                 .map_err(context("reading the newest anomaly"))?;
             let (cursor, fresh) = match outbox::read_cursor(&self.connection, CURSOR_NAME)? {
                 Some(cursor) => (cursor, false),
@@ -195,10 +243,27 @@ impl AlertDispatcher {
                     })
                     .map_err(context("reading new anomalies"))?;
                 // Collected first: the outbox inserts below run on the same connection.
-                let rows = rows.collect::<duckdb::Result<Vec<_>>>().map_err(context("reading new anomalies"))?;
+                let rows = rows
+                    .collect::<duckdb::Result<Vec<_>>>()
+                    .map_err(context("reading new anomalies"))?;
                 drop(statement);
                 let mut last = cursor;
-                for (seq, id, detector, kind, identity, cluster, start, end, severity, score, title, reasons, evidence) in rows {
+                for (
+                    seq,
+                    id,
+                    detector,
+                    kind,
+                    identity,
+                    cluster,
+                    start,
+                    end,
+                    severity,
+                    score,
+                    title,
+                    reasons,
+                    evidence,
+                ) in rows
+                {
                     last = last.max(seq);
                     let anomaly = Anomaly {
                         id,
@@ -242,7 +307,8 @@ impl AlertDispatcher {
                         cluster: row.get(2)?,
                         severity: row.get::<_, String>(3)?.parse().unwrap_or(Severity::Medium),
                         title: row.get(4)?,
-                        first_seen: DateTime::from_timestamp_micros(row.get(5)?).unwrap_or_default(),
+                        first_seen: DateTime::from_timestamp_micros(row.get(5)?)
+                            .unwrap_or_default(),
                         last_seen: DateTime::from_timestamp_micros(row.get(6)?).unwrap_or_default(),
                         anomaly_count: row.get::<_, i64>(7)?.max(0) as u64,
                         detectors: json_strings(row.get(8)?),
@@ -261,7 +327,11 @@ impl AlertDispatcher {
 
     fn backoff(&self, attempts: u32) -> Duration {
         let exponent = attempts.saturating_sub(1).min(30);
-        let millis = self.config.initial_backoff_ms.saturating_mul(1u64 << exponent).min(self.config.max_backoff_ms);
+        let millis = self
+            .config
+            .initial_backoff_ms
+            .saturating_mul(1u64 << exponent)
+            .min(self.config.max_backoff_ms);
         Duration::milliseconds(millis as i64)
     }
 
@@ -293,9 +363,17 @@ impl AlertDispatcher {
                 }
                 Err(error) => {
                     let attempts = row.attempts + 1;
-                    let abandon = self.config.max_attempts > 0 && attempts >= self.config.max_attempts;
+                    let abandon =
+                        self.config.max_attempts > 0 && attempts >= self.config.max_attempts;
                     tracing::warn!(sink = %row.sink, key = %row.alert_key, attempts, %error, abandon, "alert delivery failed");
-                    outbox::mark_failed(&self.connection, &row, &error, now + self.backoff(attempts), abandon, now)?;
+                    outbox::mark_failed(
+                        &self.connection,
+                        &row,
+                        &error,
+                        now + self.backoff(attempts),
+                        abandon,
+                        now,
+                    )?;
                     failed_sinks.insert(row.sink.clone());
                     round.failed += 1;
                     round.abandoned += u64::from(abandon);
@@ -308,9 +386,17 @@ impl AlertDispatcher {
     fn deliver(&self, sink: &Sink, row: &OutboxRow) -> Result<(), String> {
         match sink.config.kind {
             SinkKind::File => {
-                let path = sink.config.path.as_ref().ok_or("file sink without a path")?;
-                if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|error| format!("{}: {error}", parent.display()))?;
+                let path = sink
+                    .config
+                    .path
+                    .as_ref()
+                    .ok_or("file sink without a path")?;
+                if let Some(parent) = path
+                    .parent()
+                    .filter(|parent| !parent.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|error| format!("{}: {error}", parent.display()))?;
                 }
                 let mut line = row.payload.clone();
                 line.push('\n');
@@ -325,14 +411,27 @@ impl AlertDispatcher {
                     .map_err(|error| format!("{}: {error}", path.display()))
             }
             SinkKind::Webhook | SinkKind::Slack => {
-                let url = sink.config.url.as_deref().ok_or("webhook sink without a url")?;
+                let url = sink
+                    .config
+                    .url
+                    .as_deref()
+                    .ok_or("webhook sink without a url")?;
                 let body = row.payload.as_bytes().to_vec();
                 let mut headers = vec![("x-auditlens-idempotency-key", row.alert_key.clone())];
                 if let Some(secret) = &sink.secret {
-                    headers.push(("x-auditlens-signature", signature_header_value(secret, &body)));
+                    headers.push((
+                        "x-auditlens-signature",
+                        signature_header_value(secret, &body),
+                    ));
                 }
-                let status = self.runtime.block_on(self.client.post(url, body, &headers))?;
-                if (200..300).contains(&status) { Ok(()) } else { Err(format!("HTTP status {status}")) }
+                let status = self
+                    .runtime
+                    .block_on(self.client.post(url, body, &headers))?;
+                if (200..300).contains(&status) {
+                    Ok(())
+                } else {
+                    Err(format!("HTTP status {status}"))
+                }
             }
         }
     }
@@ -348,32 +447,41 @@ impl AlertDispatcher {
     pub fn start(self, stop: Arc<AtomicBool>) -> std::io::Result<AlertHandle> {
         let (sender, receiver) = crossbeam_channel::bounded::<AlertInput>(10_000);
         let poll = std::time::Duration::from_millis(self.config.poll_interval_ms.max(10));
-        let thread = std::thread::Builder::new().name("auditlens-alerts".to_string()).spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                match receiver.recv_timeout(poll) {
-                    Ok(input) => {
-                        for input in std::iter::once(input).chain(receiver.try_iter()) {
-                            let result = match &input {
-                                AlertInput::Anomaly(anomaly) => self.enqueue(anomaly),
-                                AlertInput::Incident(incident) => self.enqueue_incident(incident),
-                            };
-                            if let Err(error) = result {
-                                tracing::error!(%error, "could not add an alert to the outbox");
+        let thread = std::thread::Builder::new()
+            .name("auditlens-alerts".to_string())
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match receiver.recv_timeout(poll) {
+                        Ok(input) => {
+                            for input in std::iter::once(input).chain(receiver.try_iter()) {
+                                let result = match &input {
+                                    AlertInput::Anomaly(anomaly) => self.enqueue(anomaly),
+                                    AlertInput::Incident(incident) => {
+                                        self.enqueue_incident(incident)
+                                    }
+                                };
+                                if let Err(error) = result {
+                                    tracing::error!(%error, "could not add an alert to the outbox");
+                                }
                             }
                         }
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                            std::thread::sleep(poll)
+                        }
                     }
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => std::thread::sleep(poll),
+                    if let Err(error) = self.enqueue_from_catalog() {
+                        tracing::error!(%error, "could not read new anomalies for alerting");
+                    }
+                    if let Err(error) = self.run_once(Utc::now()) {
+                        tracing::error!(%error, "alert delivery round failed");
+                    }
                 }
-                if let Err(error) = self.enqueue_from_catalog() {
-                    tracing::error!(%error, "could not read new anomalies for alerting");
-                }
-                if let Err(error) = self.run_once(Utc::now()) {
-                    tracing::error!(%error, "alert delivery round failed");
-                }
-            }
-        })?;
-        Ok(AlertHandle { sender, thread: Some(thread) })
+            })?;
+        Ok(AlertHandle {
+            sender,
+            thread: Some(thread),
+        })
     }
 }
 

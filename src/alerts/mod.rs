@@ -21,7 +21,7 @@ mod payload;
 pub use dispatcher::{AlertDispatcher, AlertHandle, AlertInput, DeliveryRound};
 pub use http::{HttpClient, signature_header_value};
 pub use outbox::{OUTBOX_SQL, OutboxRow, OutboxStatus};
-pub use payload::{IncidentAlert, incident_key, anomaly_key};
+pub use payload::{IncidentAlert, anomaly_key, incident_key};
 
 use crate::detect::Severity;
 use serde::{Deserialize, Serialize};
@@ -84,32 +84,51 @@ impl AlertsConfig {
         let mut names = std::collections::HashSet::new();
         for sink in &self.sinks {
             if sink.name.is_empty() {
-                return Err(AlertError::Config("every [[alerts.sinks]] needs a name".into()));
+                return Err(AlertError::Config(
+                    "every [[alerts.sinks]] needs a name".into(),
+                ));
             }
             if !names.insert(sink.name.as_str()) {
-                return Err(AlertError::Config(format!("two sinks are named {:?}", sink.name)));
+                return Err(AlertError::Config(format!(
+                    "two sinks are named {:?}",
+                    sink.name
+                )));
             }
             match sink.kind {
                 SinkKind::Webhook | SinkKind::Slack => {
-                    let url = sink.url.as_deref().ok_or_else(|| AlertError::Config(format!("sink {:?} needs a url", sink.name)))?;
-                    let uri: hyper::Uri =
-                        url.parse().map_err(|error| AlertError::Config(format!("sink {:?}: url {url:?}: {error}", sink.name)))?;
+                    let url = sink.url.as_deref().ok_or_else(|| {
+                        AlertError::Config(format!("sink {:?} needs a url", sink.name))
+                    })?;
+                    let uri: hyper::Uri = url.parse().map_err(|error| {
+                        AlertError::Config(format!("sink {:?}: url {url:?}: {error}", sink.name))
+                    })?;
                     if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-                        return Err(AlertError::Config(format!("sink {:?}: url {url:?} must be http:// or https:// with a host", sink.name)));
+                        return Err(AlertError::Config(format!(
+                            "sink {:?}: url {url:?} must be http:// or https:// with a host",
+                            sink.name
+                        )));
                     }
                 }
                 SinkKind::File => {
                     if sink.path.is_none() {
-                        return Err(AlertError::Config(format!("sink {:?} needs a path", sink.name)));
+                        return Err(AlertError::Config(format!(
+                            "sink {:?} needs a path",
+                            sink.name
+                        )));
                     }
                 }
             }
             if sink.alert_on.is_empty() {
-                return Err(AlertError::Config(format!("sink {:?}: alert_on is empty, so it would never alert", sink.name)));
+                return Err(AlertError::Config(format!(
+                    "sink {:?}: alert_on is empty, so it would never alert",
+                    sink.name
+                )));
             }
         }
         if self.initial_backoff_ms == 0 || self.max_backoff_ms < self.initial_backoff_ms {
-            return Err(AlertError::Config("initial_backoff_ms must be positive and at most max_backoff_ms".into()));
+            return Err(AlertError::Config(
+                "initial_backoff_ms must be positive and at most max_backoff_ms".into(),
+            ));
         }
         Ok(())
     }
@@ -175,17 +194,23 @@ impl SinkConfig {
     /// Whether one detector name passes this sink's detector filter.
     pub fn accepts_detector(&self, detector: &str) -> bool {
         self.detectors.is_empty()
-            || self.detectors.iter().any(|pattern| match pattern.strip_suffix('*') {
-                Some(prefix) => detector.starts_with(prefix),
-                None => pattern == detector,
-            })
+            || self
+                .detectors
+                .iter()
+                .any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => detector.starts_with(prefix),
+                    None => pattern == detector,
+                })
     }
 
     /// Whether an alert about `subject` with `severity` from `detectors` goes to this sink.
     pub fn accepts(&self, subject: AlertSubject, severity: Severity, detectors: &[String]) -> bool {
         self.alert_on.contains(&subject)
             && severity >= self.min_severity
-            && (self.detectors.is_empty() || detectors.iter().any(|detector| self.accepts_detector(detector)))
+            && (self.detectors.is_empty()
+                || detectors
+                    .iter()
+                    .any(|detector| self.accepts_detector(detector)))
     }
 }
 
@@ -203,22 +228,80 @@ mod tests {
             alert_on: vec![AlertSubject::Anomaly],
             ..SinkConfig::default()
         };
-        assert!(sink.accepts(AlertSubject::Anomaly, Severity::Critical, &["rbac.wildcard_grant".into()]));
-        assert!(sink.accepts(AlertSubject::Anomaly, Severity::High, &["novelty.new_ip".into()]));
-        assert!(!sink.accepts(AlertSubject::Anomaly, Severity::Medium, &["rbac.wildcard_grant".into()]));
-        assert!(!sink.accepts(AlertSubject::Anomaly, Severity::High, &["novelty.new_ip_range".into()]));
-        assert!(!sink.accepts(AlertSubject::Incident, Severity::Critical, &["rbac.wildcard_grant".into()]));
-        AlertsConfig { sinks: vec![sink], ..AlertsConfig::default() }.validate().expect("valid");
+        assert!(sink.accepts(
+            AlertSubject::Anomaly,
+            Severity::Critical,
+            &["rbac.wildcard_grant".into()]
+        ));
+        assert!(sink.accepts(
+            AlertSubject::Anomaly,
+            Severity::High,
+            &["novelty.new_ip".into()]
+        ));
+        assert!(!sink.accepts(
+            AlertSubject::Anomaly,
+            Severity::Medium,
+            &["rbac.wildcard_grant".into()]
+        ));
+        assert!(!sink.accepts(
+            AlertSubject::Anomaly,
+            Severity::High,
+            &["novelty.new_ip_range".into()]
+        ));
+        assert!(!sink.accepts(
+            AlertSubject::Incident,
+            Severity::Critical,
+            &["rbac.wildcard_grant".into()]
+        ));
+        AlertsConfig {
+            sinks: vec![sink],
+            ..AlertsConfig::default()
+        }
+        .validate()
+        .expect("valid");
     }
 
     #[test]
     fn invalid_sinks_are_refused() {
-        let no_url = SinkConfig { name: "a".into(), ..SinkConfig::default() };
-        assert!(AlertsConfig { sinks: vec![no_url], ..AlertsConfig::default() }.validate().is_err());
-        let bad_scheme = SinkConfig { name: "a".into(), url: Some("ftp://x/y".into()), ..SinkConfig::default() };
-        assert!(AlertsConfig { sinks: vec![bad_scheme], ..AlertsConfig::default() }.validate().is_err());
-        let file = SinkConfig { name: "f".into(), kind: SinkKind::File, path: Some("/tmp/x.jsonl".into()), ..SinkConfig::default() };
+        let no_url = SinkConfig {
+            name: "a".into(),
+            ..SinkConfig::default()
+        };
+        assert!(
+            AlertsConfig {
+                sinks: vec![no_url],
+                ..AlertsConfig::default()
+            }
+            .validate()
+            .is_err()
+        );
+        let bad_scheme = SinkConfig {
+            name: "a".into(),
+            url: Some("ftp://x/y".into()),
+            ..SinkConfig::default()
+        };
+        assert!(
+            AlertsConfig {
+                sinks: vec![bad_scheme],
+                ..AlertsConfig::default()
+            }
+            .validate()
+            .is_err()
+        );
+        let file = SinkConfig {
+            name: "f".into(),
+            kind: SinkKind::File,
+            path: Some("/tmp/x.jsonl".into()),
+            ..SinkConfig::default()
+        };
         let duplicate = vec![file.clone(), file];
-        assert!(AlertsConfig { sinks: duplicate, ..AlertsConfig::default() }.validate().is_err());
+        assert!(
+            AlertsConfig {
+                sinks: duplicate,
+                ..AlertsConfig::default()
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

@@ -31,7 +31,10 @@ CREATE TABLE IF NOT EXISTS alert_cursor (
 ";
 
 fn duckdb_error(context: &'static str) -> impl FnOnce(duckdb::Error) -> AlertError {
-    move |source| AlertError::DuckDb { context: context.to_string(), source }
+    move |source| AlertError::DuckDb {
+        context: context.to_string(),
+        source,
+    }
 }
 
 /// A delivery due now.
@@ -52,7 +55,9 @@ pub struct OutboxStatus {
 }
 
 pub(crate) fn ensure_schema(connection: &duckdb::Connection) -> Result<()> {
-    connection.execute_batch(OUTBOX_SQL).map_err(duckdb_error("creating the alert outbox"))
+    connection
+        .execute_batch(OUTBOX_SQL)
+        .map_err(duckdb_error("creating the alert outbox"))
 }
 
 /// A row to add.
@@ -66,8 +71,19 @@ pub(crate) struct NewOutboxRow<'a> {
 }
 
 /// Adds a row unless (key, sink) is already there. Returns whether it was added.
-pub(crate) fn insert(connection: &duckdb::Connection, row: &NewOutboxRow<'_>, now: DateTime<Utc>) -> Result<bool> {
-    let NewOutboxRow { alert_key, sink, subject, subject_id, severity, payload } = *row;
+pub(crate) fn insert(
+    connection: &duckdb::Connection,
+    row: &NewOutboxRow<'_>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let NewOutboxRow {
+        alert_key,
+        sink,
+        subject,
+        subject_id,
+        severity,
+        payload,
+    } = *row;
     let micros = now.timestamp_micros();
     let inserted = connection
         .execute(
@@ -80,7 +96,11 @@ pub(crate) fn insert(connection: &duckdb::Connection, row: &NewOutboxRow<'_>, no
 }
 
 /// Undelivered, not abandoned rows whose next attempt is due, oldest first.
-pub(crate) fn due(connection: &duckdb::Connection, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>> {
+pub(crate) fn due(
+    connection: &duckdb::Connection,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<OutboxRow>> {
     let mut statement = connection
         .prepare(
             "SELECT alert_key, sink, payload, attempts FROM alert_outbox \
@@ -98,10 +118,15 @@ pub(crate) fn due(connection: &duckdb::Connection, now: DateTime<Utc>, limit: us
             })
         })
         .map_err(duckdb_error("reading due alerts"))?;
-    rows.collect::<duckdb::Result<Vec<_>>>().map_err(duckdb_error("reading due alerts"))
+    rows.collect::<duckdb::Result<Vec<_>>>()
+        .map_err(duckdb_error("reading due alerts"))
 }
 
-pub(crate) fn mark_delivered(connection: &duckdb::Connection, row: &OutboxRow, now: DateTime<Utc>) -> Result<()> {
+pub(crate) fn mark_delivered(
+    connection: &duckdb::Connection,
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+) -> Result<()> {
     connection
         .execute(
             "UPDATE alert_outbox SET delivered_at = make_timestamp(?), attempts = attempts + 1, last_error = NULL \
@@ -150,15 +175,27 @@ pub(crate) fn status(connection: &duckdb::Connection) -> Result<OutboxStatus> {
 }
 
 pub(crate) fn read_cursor(connection: &duckdb::Connection, name: &str) -> Result<Option<i64>> {
-    let mut statement =
-        connection.prepare("SELECT last_seq FROM alert_cursor WHERE name = ?").map_err(duckdb_error("reading the alert cursor"))?;
-    let mut rows = statement.query_map([name], |row| row.get::<_, i64>(0)).map_err(duckdb_error("reading the alert cursor"))?;
-    rows.next().transpose().map_err(duckdb_error("reading the alert cursor"))
+    let mut statement = connection
+        .prepare("SELECT last_seq FROM alert_cursor WHERE name = ?")
+        .map_err(duckdb_error("reading the alert cursor"))?;
+    let mut rows = statement
+        .query_map([name], |row| row.get::<_, i64>(0))
+        .map_err(duckdb_error("reading the alert cursor"))?;
+    rows.next()
+        .transpose()
+        .map_err(duckdb_error("reading the alert cursor"))
 }
 
-pub(crate) fn write_cursor(connection: &duckdb::Connection, name: &str, last_seq: i64) -> Result<()> {
+pub(crate) fn write_cursor(
+    connection: &duckdb::Connection,
+    name: &str,
+    last_seq: i64,
+) -> Result<()> {
     connection
-        .execute("INSERT OR REPLACE INTO alert_cursor VALUES (?, ?)", params![name, last_seq])
+        .execute(
+            "INSERT OR REPLACE INTO alert_cursor VALUES (?, ?)",
+            params![name, last_seq],
+        )
         .map_err(duckdb_error("writing the alert cursor"))?;
     Ok(())
 }

@@ -50,7 +50,9 @@ struct SlackBody {
 }
 
 fn slack_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The body for `sink` about an anomaly.
@@ -81,8 +83,16 @@ pub(crate) fn anomaly_payload(sink: &SinkConfig, anomaly: &Anomaly) -> String {
                 text.push_str(&format!("\n• {}", slack_escape(reason)));
             }
             if !anomaly.evidence_audit_ids.is_empty() {
-                let ids: Vec<&str> = anomaly.evidence_audit_ids.iter().take(5).map(String::as_str).collect();
-                text.push_str(&format!("\nevidence: `{}`", slack_escape(&ids.join("`, `"))));
+                let ids: Vec<&str> = anomaly
+                    .evidence_audit_ids
+                    .iter()
+                    .take(5)
+                    .map(String::as_str)
+                    .collect();
+                text.push_str(&format!(
+                    "\nevidence: `{}`",
+                    slack_escape(&ids.join("`, `"))
+                ));
             }
             text.push_str(&format!("\n_auditlens key {}_", slack_escape(&key)));
             serde_json::to_string(&SlackBody { text }).unwrap_or_default()

@@ -16,7 +16,11 @@ use std::path::Path;
 /// Tables the RBAC work may write risky-grant findings to, in order of preference.
 pub const RISKY_GRANT_TABLES: [&str; 3] = ["rbac_findings", "findings", "rbac_risks"];
 /// Tables the RBAC work may write unused sensitive grants to.
-pub const UNUSED_GRANT_TABLES: [&str; 3] = ["rbac_unused_grants", "unused_grants", "rbac_recommendations"];
+pub const UNUSED_GRANT_TABLES: [&str; 3] = [
+    "rbac_unused_grants",
+    "unused_grants",
+    "rbac_recommendations",
+];
 /// The model registry table.
 pub const MODEL_TABLES: [&str; 1] = ["models"];
 
@@ -40,7 +44,11 @@ pub struct BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> BuildOptions {
-        BuildOptions { top_identities: 15, first_seen_lookback_days: 30, catalog_source: "catalog".to_string() }
+        BuildOptions {
+            top_identities: 15,
+            first_seen_lookback_days: 30,
+            catalog_source: "catalog".to_string(),
+        }
     }
 }
 
@@ -61,7 +69,9 @@ fn query<T>(
     mut map: impl FnMut(&duckdb::Row<'_>) -> duckdb::Result<T>,
 ) -> Result<Vec<T>> {
     let mut statement = connection.prepare(sql).map_err(duckdb_error(context))?;
-    let rows = statement.query_map([], |row| map(row)).map_err(duckdb_error(context))?;
+    let rows = statement
+        .query_map([], |row| map(row))
+        .map_err(duckdb_error(context))?;
     let mut out = Vec::new();
     for row in rows {
         out.push(row.map_err(duckdb_error(context))?);
@@ -70,7 +80,9 @@ fn query<T>(
 }
 
 fn count(connection: &duckdb::Connection, context: &str, sql: &str) -> Result<u64> {
-    let value: i64 = connection.query_row(sql, [], |row| row.get(0)).map_err(duckdb_error(context))?;
+    let value: i64 = connection
+        .query_row(sql, [], |row| row.get(0))
+        .map_err(duckdb_error(context))?;
     Ok(value.max(0) as u64)
 }
 
@@ -99,7 +111,9 @@ fn table_columns(connection: &duckdb::Connection, name: &str) -> Result<Vec<Stri
              AND table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
         )
         .map_err(duckdb_error("reading table columns"))?;
-    let rows = statement.query_map([name], |row| row.get::<_, String>(0)).map_err(duckdb_error("reading table columns"))?;
+    let rows = statement
+        .query_map([name], |row| row.get::<_, String>(0))
+        .map_err(duckdb_error("reading table columns"))?;
     let mut columns = Vec::new();
     for row in rows {
         columns.push(row.map_err(duckdb_error("reading table columns"))?);
@@ -135,21 +149,38 @@ pub fn read_table_section(
             .collect();
         let sql = format!(
             "SELECT {} FROM {} {} LIMIT {}",
-            if select.is_empty() { "1".to_string() } else { select.join(", ") },
+            if select.is_empty() {
+                "1".to_string()
+            } else {
+                select.join(", ")
+            },
             quote_identifier(name),
-            if order.is_empty() { String::new() } else { format!("ORDER BY {}", order.join(", ")) },
+            if order.is_empty() {
+                String::new()
+            } else {
+                format!("ORDER BY {}", order.join(", "))
+            },
             TABLE_SECTION_LIMIT + 1
         );
         let width = columns.len();
         let mut rows = query(connection, &format!("reading table {name}"), &sql, |row| {
-            (0..width).map(|index| row.get::<_, Option<String>>(index).map(Option::unwrap_or_default)).collect()
+            (0..width)
+                .map(|index| {
+                    row.get::<_, Option<String>>(index)
+                        .map(Option::unwrap_or_default)
+                })
+                .collect()
         })?;
         let truncated = rows.len() > TABLE_SECTION_LIMIT;
         rows.truncate(TABLE_SECTION_LIMIT);
         return Ok(TableSection {
             available: true,
             source: Some((*name).to_string()),
-            note: if rows.is_empty() { format!("{what}: the table is empty") } else { String::new() },
+            note: if rows.is_empty() {
+                format!("{what}: the table is empty")
+            } else {
+                String::new()
+            },
             columns,
             rows,
             truncated,
@@ -158,12 +189,16 @@ pub fn read_table_section(
     Ok(TableSection {
         available: false,
         source: None,
-        note: format!("{what}: not available (no table {} in the catalog)", candidates.join(" / ")),
+        note: format!(
+            "{what}: not available (no table {} in the catalog)",
+            candidates.join(" / ")
+        ),
         ..TableSection::default()
     })
 }
 
-const DENIED: &str = "(coalesce(decision = 'forbid', false) OR coalesce(response_code IN (401, 403), false))";
+const DENIED: &str =
+    "(coalesce(decision = 'forbid', false) OR coalesce(response_code IN (401, 403), false))";
 const WRITE_VERBS: &str = "('create', 'update', 'patch', 'delete', 'deletecollection')";
 
 /// Builds the report of `date` (a UTC day) for `cluster`.
@@ -177,7 +212,13 @@ pub fn build_report(
     date: NaiveDate,
     cluster: &str,
 ) -> Result<Report> {
-    build_report_with(data_dir, connection, date, cluster, &BuildOptions::default())
+    build_report_with(
+        data_dir,
+        connection,
+        date,
+        cluster,
+        &BuildOptions::default(),
+    )
 }
 
 pub fn build_report_with(
@@ -193,8 +234,11 @@ pub fn build_report_with(
     let cluster_literal = sql_string_literal(cluster);
     let day = sql_string_literal(&date.format("%Y-%m-%d").to_string());
     let week_start = sql_string_literal(&(date - Duration::days(7)).format("%Y-%m-%d").to_string());
-    let lookback_start =
-        sql_string_literal(&(date - Duration::days(i64::from(options.first_seen_lookback_days.max(1)))).format("%Y-%m-%d").to_string());
+    let lookback_start = sql_string_literal(
+        &(date - Duration::days(i64::from(options.first_seen_lookback_days.max(1))))
+            .format("%Y-%m-%d")
+            .to_string(),
+    );
     let yesterday = sql_string_literal(&(date - Duration::days(1)).format("%Y-%m-%d").to_string());
     let in_cluster_day = format!("cluster = {cluster_literal} AND date = CAST({day} AS DATE)");
 
@@ -213,10 +257,26 @@ pub fn build_report_with(
 
     let result = (|| -> Result<Report> {
         let mut summary = Summary {
-            events: count(connection, "counting events", &format!("SELECT count(*) FROM events WHERE {in_cluster_day}"))?,
-            requests: count(connection, "counting requests", "SELECT count(*) FROM report_day")?,
-            identities: count(connection, "counting identities", "SELECT count(DISTINCT username) FROM report_day")?,
-            denied_requests: count(connection, "counting denied requests", &format!("SELECT count(*) FROM report_day WHERE {DENIED}"))?,
+            events: count(
+                connection,
+                "counting events",
+                &format!("SELECT count(*) FROM events WHERE {in_cluster_day}"),
+            )?,
+            requests: count(
+                connection,
+                "counting requests",
+                "SELECT count(*) FROM report_day",
+            )?,
+            identities: count(
+                connection,
+                "counting identities",
+                "SELECT count(DISTINCT username) FROM report_day",
+            )?,
+            denied_requests: count(
+                connection,
+                "counting denied requests",
+                &format!("SELECT count(*) FROM report_day WHERE {DENIED}"),
+            )?,
             ..Summary::default()
         };
 
@@ -227,13 +287,30 @@ pub fn build_report_with(
                 "SELECT hour(ts)::INTEGER, coalesce(identity_kind, 'unknown'), count(*) FROM events \
                  WHERE {in_cluster_day} GROUP BY ALL ORDER BY 1, 2"
             ),
-            |row| Ok(HourlyCount { hour: row.get::<_, i32>(0)?.clamp(0, 23) as u32, series: row.get(1)?, count: row.get::<_, i64>(2)?.max(0) as u64 }),
+            |row| {
+                Ok(HourlyCount {
+                    hour: row.get::<_, i32>(0)?.clamp(0, 23) as u32,
+                    series: row.get(1)?,
+                    count: row.get::<_, i64>(2)?.max(0) as u64,
+                })
+            },
         )?;
 
-        let (incidents, ungrouped_anomalies, anomalies_by_hour) =
-            read_anomalies(connection, &cluster_literal, window_start, window_end, &mut summary)?;
+        let (incidents, ungrouped_anomalies, anomalies_by_hour) = read_anomalies(
+            connection,
+            &cluster_literal,
+            window_start,
+            window_end,
+            &mut summary,
+        )?;
 
-        let identity_activity = read_identity_activity(connection, &cluster_literal, &week_start, &yesterday, options.top_identities)?;
+        let identity_activity = read_identity_activity(
+            connection,
+            &cluster_literal,
+            &week_start,
+            &yesterday,
+            options.top_identities,
+        )?;
 
         let known_identities = format!(
             "(SELECT DISTINCT username FROM events WHERE cluster = {cluster_literal} \
@@ -272,9 +349,15 @@ pub fn build_report_with(
                 },
             )?);
         }
-        first_seen.sort_by(|left, right| left.first_at.cmp(&right.first_at));
+        first_seen.sort_by_key(|seen| seen.first_at);
 
-        let denied = read_denied(connection, &cluster_literal, &week_start, day.as_str(), date)?;
+        let denied = read_denied(
+            connection,
+            &cluster_literal,
+            &week_start,
+            day.as_str(),
+            date,
+        )?;
 
         let mut rbac_changes = query(
             connection,
@@ -336,13 +419,18 @@ pub fn build_report_with(
             rbac_change_count: count(
                 connection,
                 "counting RBAC changes",
-                &format!("SELECT count(*) FROM report_day WHERE api_group = 'rbac.authorization.k8s.io' AND verb IN {WRITE_VERBS}"),
+                &format!(
+                    "SELECT count(*) FROM report_day WHERE api_group = 'rbac.authorization.k8s.io' AND verb IN {WRITE_VERBS}"
+                ),
             )?,
             incident_evidence: incidents
                 .iter()
                 .map(|incident| {
-                    let mut evidence: Vec<String> =
-                        incident.anomalies.iter().flat_map(|anomaly| anomaly.evidence_audit_ids.iter().cloned()).collect();
+                    let mut evidence: Vec<String> = incident
+                        .anomalies
+                        .iter()
+                        .flat_map(|anomaly| anomaly.evidence_audit_ids.iter().cloned())
+                        .collect();
                     evidence.sort();
                     evidence.dedup();
                     IncidentEvidence {
@@ -355,11 +443,24 @@ pub fn build_report_with(
                 .collect(),
         };
 
-        let rbac_risky_grants =
-            read_table_section(connection, &RISKY_GRANT_TABLES, &["score", "risk_score", "created_at"], "RBAC risky grants")?;
-        let rbac_unused_grants =
-            read_table_section(connection, &UNUSED_GRANT_TABLES, &["score", "overprivilege_score", "created_at"], "Unused sensitive grants")?;
-        let models = read_table_section(connection, &MODEL_TABLES, &["trained_at", "created_at", "version"], "Model status")?;
+        let rbac_risky_grants = read_table_section(
+            connection,
+            &RISKY_GRANT_TABLES,
+            &["score", "risk_score", "created_at"],
+            "RBAC risky grants",
+        )?;
+        let rbac_unused_grants = read_table_section(
+            connection,
+            &UNUSED_GRANT_TABLES,
+            &["score", "overprivilege_score", "created_at"],
+            "Unused sensitive grants",
+        )?;
+        let models = read_table_section(
+            connection,
+            &MODEL_TABLES,
+            &["trained_at", "created_at", "version"],
+            "Model status",
+        )?;
         let ingest = read_ingest_health(connection, data_dir, &cluster_literal, date)?;
 
         Ok(Report {
@@ -394,7 +495,10 @@ pub fn build_report_with(
 }
 
 fn severity_rank(severity: &str) -> u8 {
-    severity.parse::<Severity>().map(|severity| severity as u8 + 1).unwrap_or(0)
+    severity
+        .parse::<Severity>()
+        .map(|severity| severity as u8 + 1)
+        .unwrap_or(0)
 }
 
 type AnomalySections = (Vec<IncidentEntry>, Vec<AnomalyEntry>, Vec<HourlyCount>);
@@ -435,8 +539,15 @@ fn read_anomalies(
     let mut ungrouped = Vec::new();
     let mut by_hour: BTreeMap<(u32, String), u64> = BTreeMap::new();
     if table_exists(connection, "anomalies")? {
-        let incident_ids: Vec<String> = incidents.iter().map(|incident| sql_string_literal(&incident.id)).collect();
-        let of_incidents = if incident_ids.is_empty() { "false".to_string() } else { format!("incident_id IN ({})", incident_ids.join(", ")) };
+        let incident_ids: Vec<String> = incidents
+            .iter()
+            .map(|incident| sql_string_literal(&incident.id))
+            .collect();
+        let of_incidents = if incident_ids.is_empty() {
+            "false".to_string()
+        } else {
+            format!("incident_id IN ({})", incident_ids.join(", "))
+        };
         let anomalies = query(
             connection,
             "reading anomalies",
@@ -468,16 +579,32 @@ fn read_anomalies(
                 ))
             },
         )?;
-        let positions: HashMap<String, usize> =
-            incidents.iter().enumerate().map(|(index, incident)| (incident.id.clone(), index)).collect();
+        let positions: HashMap<String, usize> = incidents
+            .iter()
+            .enumerate()
+            .map(|(index, incident)| (incident.id.clone(), index))
+            .collect();
         for (anomaly, in_day) in anomalies {
             if in_day {
                 summary.anomalies += 1;
-                *summary.anomalies_by_severity.entry(anomaly.severity.clone()).or_default() += 1;
-                let hour = anomaly.window_start.max(window_start).format("%H").to_string().parse::<u32>().unwrap_or(0);
+                *summary
+                    .anomalies_by_severity
+                    .entry(anomaly.severity.clone())
+                    .or_default() += 1;
+                let hour = anomaly
+                    .window_start
+                    .max(window_start)
+                    .format("%H")
+                    .to_string()
+                    .parse::<u32>()
+                    .unwrap_or(0);
                 *by_hour.entry((hour, anomaly.severity.clone())).or_default() += 1;
             }
-            match anomaly.incident_id.as_ref().and_then(|id| positions.get(id)) {
+            match anomaly
+                .incident_id
+                .as_ref()
+                .and_then(|id| positions.get(id))
+            {
                 Some(&position) => incidents[position].anomalies.push(anomaly),
                 None if in_day => ungrouped.push(anomaly),
                 None => {}
@@ -502,8 +629,14 @@ fn read_anomalies(
     });
     ungrouped.sort_by(by_score);
     summary.incidents = incidents.len() as u64;
-    let anomalies_by_hour =
-        by_hour.into_iter().map(|((hour, severity), count)| HourlyCount { hour, series: severity, count }).collect();
+    let anomalies_by_hour = by_hour
+        .into_iter()
+        .map(|((hour, severity), count)| HourlyCount {
+            hour,
+            series: severity,
+            count,
+        })
+        .collect();
     Ok((incidents, ungrouped, anomalies_by_hour))
 }
 
@@ -585,10 +718,22 @@ fn read_denied(
         .rev()
         .map(|back| {
             let day = date - Duration::days(back);
-            DailyCount { date: day, count: if back == 0 { total } else { per_day.get(&day).copied().unwrap_or(0) } }
+            DailyCount {
+                date: day,
+                count: if back == 0 {
+                    total
+                } else {
+                    per_day.get(&day).copied().unwrap_or(0)
+                },
+            }
         })
         .collect();
-    let previous_daily_average = daily.iter().take(7).map(|entry| entry.count as f64).sum::<f64>() / 7.0;
+    let previous_daily_average = daily
+        .iter()
+        .take(7)
+        .map(|entry| entry.count as f64)
+        .sum::<f64>()
+        / 7.0;
     let top = query(
         connection,
         "top denials",
@@ -596,12 +741,30 @@ fn read_denied(
             "SELECT username, verb, coalesce(resource, '') || coalesce('/' || subresource, ''), count(*) FROM report_day \
              WHERE {DENIED} GROUP BY ALL ORDER BY 4 DESC, 1, 2, 3 LIMIT 20"
         ),
-        |row| Ok(DeniedGroup { identity: row.get(0)?, verb: row.get(1)?, resource: row.get(2)?, count: row.get::<_, i64>(3)?.max(0) as u64 }),
+        |row| {
+            Ok(DeniedGroup {
+                identity: row.get(0)?,
+                verb: row.get(1)?,
+                resource: row.get(2)?,
+                count: row.get::<_, i64>(3)?.max(0) as u64,
+            })
+        },
     )?;
-    Ok(DeniedRequests { total, by_hour, previous_daily_average, daily, top })
+    Ok(DeniedRequests {
+        total,
+        by_hour,
+        previous_daily_average,
+        daily,
+        top,
+    })
 }
 
-fn read_ingest_health(connection: &duckdb::Connection, data_dir: &Path, cluster_literal: &str, date: NaiveDate) -> Result<IngestHealth> {
+fn read_ingest_health(
+    connection: &duckdb::Connection,
+    data_dir: &Path,
+    cluster_literal: &str,
+    date: NaiveDate,
+) -> Result<IngestHealth> {
     let mut health = IngestHealth::default();
     let day = sql_string_literal(&date.format("%Y-%m-%d").to_string());
     if table_exists(connection, "parts")? {
@@ -639,22 +802,32 @@ fn read_ingest_health(connection: &duckdb::Connection, data_dir: &Path, cluster_
         health.parts_for_day = count(
             connection,
             "counting the day's parts",
-            &format!("SELECT count(*) FROM parts WHERE cluster = {cluster_literal} AND date = CAST({day} AS DATE) AND removed_at IS NULL"),
+            &format!(
+                "SELECT count(*) FROM parts WHERE cluster = {cluster_literal} AND date = CAST({day} AS DATE) AND removed_at IS NULL"
+            ),
         )?;
     }
-    let quarantine_file = data_dir.join("quarantine").join(format!("{}.jsonl", date.format("%Y-%m-%d")));
+    let quarantine_file = data_dir
+        .join("quarantine")
+        .join(format!("{}.jsonl", date.format("%Y-%m-%d")));
     match std::fs::read_to_string(&quarantine_file) {
         Ok(text) => {
             for line in text.lines().filter(|line| !line.trim().is_empty()) {
-                let reason = serde_json::from_str::<crate::store::quarantine::QuarantineEntry>(line)
-                    .map(|entry| entry.reason)
-                    .unwrap_or_else(|_| "unreadable_quarantine_entry".to_string());
+                let reason =
+                    serde_json::from_str::<crate::store::quarantine::QuarantineEntry>(line)
+                        .map(|entry| entry.reason)
+                        .unwrap_or_else(|_| "unreadable_quarantine_entry".to_string());
                 *health.quarantined_by_reason.entry(reason).or_default() += 1;
                 health.quarantined_total += 1;
             }
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => return Err(ReportError::Io { path: quarantine_file, source }),
+        Err(source) => {
+            return Err(ReportError::Io {
+                path: quarantine_file,
+                source,
+            });
+        }
     }
     Ok(health)
 }

@@ -17,7 +17,10 @@ const HEIGHT: u32 = 300;
 const FONT: &str = "sans-serif";
 
 fn chart_error<E: std::fmt::Display>(chart: &str) -> impl Fn(E) -> ReportError + '_ {
-    move |error| ReportError::Chart { chart: chart.to_string(), message: error.to_string() }
+    move |error| ReportError::Chart {
+        chart: chart.to_string(),
+        message: error.to_string(),
+    }
 }
 
 /// A stable colour for an identity kind or a severity.
@@ -38,8 +41,18 @@ pub(crate) fn series_color(name: &str) -> RGBColor {
 }
 
 /// Hourly stacked bars; `order` fixes the stacking order of known series.
-fn stacked_hourly(chart_name: &str, title: &str, y_description: &str, counts: &[HourlyCount], order: &[&str]) -> Result<String> {
-    let mut series: Vec<String> = order.iter().map(|name| name.to_string()).filter(|name| counts.iter().any(|count| &count.series == name)).collect();
+fn stacked_hourly(
+    chart_name: &str,
+    title: &str,
+    y_description: &str,
+    counts: &[HourlyCount],
+    order: &[&str],
+) -> Result<String> {
+    let mut series: Vec<String> = order
+        .iter()
+        .map(|name| name.to_string())
+        .filter(|name| counts.iter().any(|count| &count.series == name))
+        .collect();
     for count in counts {
         if !series.contains(&count.series) {
             series.push(count.series.clone());
@@ -47,11 +60,19 @@ fn stacked_hourly(chart_name: &str, title: &str, y_description: &str, counts: &[
     }
     let mut stacks = vec![vec![0u64; series.len()]; 24];
     for count in counts {
-        if let (Some(hour), Some(position)) = (stacks.get_mut(count.hour as usize), series.iter().position(|name| name == &count.series)) {
+        if let (Some(hour), Some(position)) = (
+            stacks.get_mut(count.hour as usize),
+            series.iter().position(|name| name == &count.series),
+        ) {
             hour[position] += count.count;
         }
     }
-    let highest = stacks.iter().map(|hour| hour.iter().sum::<u64>()).max().unwrap_or(0).max(1);
+    let highest = stacks
+        .iter()
+        .map(|hour| hour.iter().sum::<u64>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let error = chart_error(chart_name);
     let mut svg = String::new();
     {
@@ -84,14 +105,22 @@ fn stacked_hourly(chart_name: &str, title: &str, y_description: &str, counts: &[
                 .map(|hour| {
                     let below: u64 = stacks[hour][..position].iter().sum();
                     let value = stacks[hour][position];
-                    Rectangle::new([(hour as f64 + 0.12, below), (hour as f64 + 0.88, below + value)], color.filled())
+                    Rectangle::new(
+                        [
+                            (hour as f64 + 0.12, below),
+                            (hour as f64 + 0.88, below + value),
+                        ],
+                        color.filled(),
+                    )
                 })
                 .collect();
             chart
                 .draw_series(bars)
                 .map_err(&error)?
                 .label(name.as_str())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
         }
         if !series.is_empty() {
             chart
@@ -114,7 +143,13 @@ pub fn events_by_hour(report: &Report) -> Result<String> {
         "Events per hour by identity kind",
         "events",
         &report.events_by_hour,
-        &["user", "service_account", "node", "control_plane", "anonymous"],
+        &[
+            "user",
+            "service_account",
+            "node",
+            "control_plane",
+            "anonymous",
+        ],
     )
 }
 
@@ -154,7 +189,13 @@ pub fn denied_by_hour(report: &Report) -> Result<String> {
             .x_labels(13)
             .y_labels((top.ceil() as usize + 1).min(6))
             .x_label_formatter(&|hour| format!("{:02}", *hour as u32))
-            .y_label_formatter(&|value| if value.fract().abs() < 1e-9 { format!("{value:.0}") } else { format!("{value:.1}") })
+            .y_label_formatter(&|value| {
+                if value.fract().abs() < 1e-9 {
+                    format!("{value:.0}")
+                } else {
+                    format!("{value:.1}")
+                }
+            })
             .x_desc("hour (UTC)")
             .y_desc("denied requests")
             .axis_desc_style((FONT, 13))
@@ -163,14 +204,33 @@ pub fn denied_by_hour(report: &Report) -> Result<String> {
             .map_err(&error)?;
         let bar_color = RGBColor(0xd6, 0x27, 0x28);
         chart
-            .draw_series(report.denied.by_hour.iter().enumerate().filter(|(_, count)| **count > 0).map(|(hour, count)| {
-                Rectangle::new([(hour as f64 + 0.12, 0.0), (hour as f64 + 0.88, *count as f64)], bar_color.filled())
-            }))
+            .draw_series(
+                report
+                    .denied
+                    .by_hour
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, count)| **count > 0)
+                    .map(|(hour, count)| {
+                        Rectangle::new(
+                            [
+                                (hour as f64 + 0.12, 0.0),
+                                (hour as f64 + 0.88, *count as f64),
+                            ],
+                            bar_color.filled(),
+                        )
+                    }),
+            )
             .map_err(&error)?
             .label("today")
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], bar_color.filled()));
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 10, y + 5)], bar_color.filled())
+            });
         chart
-            .draw_series(LineSeries::new([(0.0, usual_per_hour), (24.0, usual_per_hour)], BLACK.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                [(0.0, usual_per_hour), (24.0, usual_per_hour)],
+                BLACK.stroke_width(2),
+            ))
             .map_err(&error)?
             .label("previous 7 days, mean per hour")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK.stroke_width(2)));
@@ -208,17 +268,49 @@ pub fn top_identities(report: &Report) -> Result<String> {
     {
         let root = SVGBackend::with_string(&mut svg, (width as u32, height)).into_drawing_area();
         root.fill(&WHITE).map_err(&error)?;
-        let title = TextStyle::from((FONT, 17).into_font()).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
-        root.draw_text("Top identities: requests today against their usual day", &title, (width / 2, 6)).map_err(&error)?;
-        let legend = TextStyle::from((FONT, 12).into_font()).color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
-        root.draw(&Rectangle::new([(label_width, 30), (label_width + 10, 40)], today_color.filled())).map_err(&error)?;
-        root.draw_text("today", &legend, (label_width + 14, 35)).map_err(&error)?;
-        root.draw(&Rectangle::new([(label_width + 70, 30), (label_width + 80, 40)], usual_color.filled())).map_err(&error)?;
-        root.draw_text("mean of the previous 7 days", &legend, (label_width + 84, 35)).map_err(&error)?;
-        let name_style = TextStyle::from((FONT, 12).into_font()).color(&BLACK).pos(Pos::new(HPos::Right, VPos::Center));
-        let value_style = TextStyle::from((FONT, 11).into_font()).color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
+        let title = TextStyle::from((FONT, 17).into_font())
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        root.draw_text(
+            "Top identities: requests today against their usual day",
+            &title,
+            (width / 2, 6),
+        )
+        .map_err(&error)?;
+        let legend = TextStyle::from((FONT, 12).into_font())
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        root.draw(&Rectangle::new(
+            [(label_width, 30), (label_width + 10, 40)],
+            today_color.filled(),
+        ))
+        .map_err(&error)?;
+        root.draw_text("today", &legend, (label_width + 14, 35))
+            .map_err(&error)?;
+        root.draw(&Rectangle::new(
+            [(label_width + 70, 30), (label_width + 80, 40)],
+            usual_color.filled(),
+        ))
+        .map_err(&error)?;
+        root.draw_text(
+            "mean of the previous 7 days",
+            &legend,
+            (label_width + 84, 35),
+        )
+        .map_err(&error)?;
+        let name_style = TextStyle::from((FONT, 12).into_font())
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        let value_style = TextStyle::from((FONT, 11).into_font())
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Center));
         if identities.is_empty() {
-            root.draw_text("no requests this day", &legend, (label_width, top_margin + 12)).map_err(&error)?;
+            root.draw_text(
+                "no requests this day",
+                &legend,
+                (label_width, top_margin + 12),
+            )
+            .map_err(&error)?;
         }
         for (row, activity) in identities.iter().enumerate() {
             let y = top_margin + row as i32 * row_height;
@@ -226,16 +318,34 @@ pub fn top_identities(report: &Report) -> Result<String> {
             if name.chars().count() > 38 {
                 name = format!("{}…", name.chars().take(37).collect::<String>());
             }
-            root.draw_text(&name, &name_style, (label_width - 8, y + row_height / 2 - 2)).map_err(&error)?;
+            root.draw_text(
+                &name,
+                &name_style,
+                (label_width - 8, y + row_height / 2 - 2),
+            )
+            .map_err(&error)?;
             let today = (activity.requests as f64 / highest * bar_span).round() as i32;
             let usual = (activity.usual_daily_requests / highest * bar_span).round() as i32;
-            root.draw(&Rectangle::new([(label_width, y + 3), (label_width + today.max(1), y + 12)], today_color.filled()))
-                .map_err(&error)?;
-            root.draw(&Rectangle::new([(label_width, y + 13), (label_width + usual.max(1), y + 20)], usual_color.filled()))
-                .map_err(&error)?;
-            let ratio = activity.ratio_to_usual.map(|ratio| format!(" ({ratio:.1}× usual)")).unwrap_or_else(|| " (no history)".to_string());
-            root.draw_text(&format!("{}{}", activity.requests, ratio), &value_style, (label_width + today.max(1) + 6, y + 8))
-                .map_err(&error)?;
+            root.draw(&Rectangle::new(
+                [(label_width, y + 3), (label_width + today.max(1), y + 12)],
+                today_color.filled(),
+            ))
+            .map_err(&error)?;
+            root.draw(&Rectangle::new(
+                [(label_width, y + 13), (label_width + usual.max(1), y + 20)],
+                usual_color.filled(),
+            ))
+            .map_err(&error)?;
+            let ratio = activity
+                .ratio_to_usual
+                .map(|ratio| format!(" ({ratio:.1}× usual)"))
+                .unwrap_or_else(|| " (no history)".to_string());
+            root.draw_text(
+                &format!("{}{}", activity.requests, ratio),
+                &value_style,
+                (label_width + today.max(1) + 6, y + 8),
+            )
+            .map_err(&error)?;
         }
         root.present().map_err(&error)?;
     }

@@ -4,9 +4,9 @@
 //! ever trigger (the favicon is an empty `data:` URL for the same reason).
 //! Every piece of text from the data is HTML-escaped.
 
+use super::Result;
 use super::charts;
 use super::model::*;
-use super::Result;
 use std::fmt::Write;
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -64,11 +64,23 @@ fn time(at: &chrono::DateTime<chrono::Utc>) -> String {
 }
 
 fn severity_badge(severity: &str) -> String {
-    let class = severity.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
-    format!("<span class=\"sev sev-{class}\">{}</span>", escape(severity))
+    let class = severity
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    format!(
+        "<span class=\"sev sev-{class}\">{}</span>",
+        escape(severity)
+    )
 }
 
-fn table(out: &mut String, header: &[&str], rows: impl IntoIterator<Item = Vec<String>>, numeric: &[usize]) {
+fn table(
+    out: &mut String,
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+    numeric: &[usize],
+) {
     out.push_str("<table><thead><tr>");
     for column in header {
         let _ = write!(out, "<th>{}</th>", escape(column));
@@ -95,7 +107,15 @@ fn table_section(out: &mut String, anchor: &str, title: &str, section: &TableSec
         return;
     }
     let header: Vec<&str> = section.columns.iter().map(String::as_str).collect();
-    table(out, &header, section.rows.iter().map(|row| row.iter().map(|cell| escape(cell)).collect()), &[]);
+    table(
+        out,
+        &header,
+        section
+            .rows
+            .iter()
+            .map(|row| row.iter().map(|cell| escape(cell)).collect()),
+        &[],
+    );
     if section.truncated {
         out.push_str("<p class=\"muted\">First rows only.</p>");
     }
@@ -121,8 +141,16 @@ fn anomaly_item(out: &mut String, anomaly: &AnomalyEntry) {
         out.push_str("</ul>");
     }
     if !anomaly.evidence_audit_ids.is_empty() {
-        let ids: Vec<String> = anomaly.evidence_audit_ids.iter().map(|id| format!("<code>{}</code>", escape(id))).collect();
-        let _ = write!(out, "<div class=\"muted\">evidence: {}</div>", ids.join(" "));
+        let ids: Vec<String> = anomaly
+            .evidence_audit_ids
+            .iter()
+            .map(|id| format!("<code>{}</code>", escape(id)))
+            .collect();
+        let _ = write!(
+            out,
+            "<div class=\"muted\">evidence: {}</div>",
+            ids.join(" ")
+        );
     }
     out.push_str("</li>");
 }
@@ -163,7 +191,10 @@ pub fn to_html(report: &Report) -> Result<String> {
         ("identities", summary.identities),
         ("denied", summary.denied_requests),
     ] {
-        let _ = write!(out, "<div class=\"card\"><b>{value}</b><span class=\"muted\">{label}</span></div>");
+        let _ = write!(
+            out,
+            "<div class=\"card\"><b>{value}</b><span class=\"muted\">{label}</span></div>"
+        );
     }
     out.push_str("</div>\n<div class=\"charts\">");
     for (class, svg) in [
@@ -178,7 +209,11 @@ pub fn to_html(report: &Report) -> Result<String> {
     table(
         &mut out,
         &["day", "denied"],
-        report.denied.daily.iter().map(|day| vec![day.date.to_string(), day.count.to_string()]),
+        report
+            .denied
+            .daily
+            .iter()
+            .map(|day| vec![day.date.to_string(), day.count.to_string()]),
         &[1],
     );
     out.push_str("</div></div>\n");
@@ -188,7 +223,12 @@ pub fn to_html(report: &Report) -> Result<String> {
         out.push_str("<p class=\"na\">No incidents.</p>");
     }
     for incident in &report.incidents {
-        let class = incident.severity.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
+        let class = incident
+            .severity
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase();
         let _ = write!(
             out,
             "<div class=\"incident inc-{class}\"><h3>{} {} — {}</h3><div class=\"muted\">incident <code>{}</code> · {} anomalies · {} – {} UTC · detectors: {}</div><ul>",
@@ -214,17 +254,33 @@ pub fn to_html(report: &Report) -> Result<String> {
         out.push_str("</ul>");
     }
 
-    let _ = writeln!(out, "<h2 id=\"activity\">Identity activity against the previous 7 days</h2>");
+    let _ = writeln!(
+        out,
+        "<h2 id=\"activity\">Identity activity against the previous 7 days</h2>"
+    );
     table(
         &mut out,
-        &["identity", "kind", "requests", "usual / day", "ratio", "denied", "writes", "namespaces", "source IPs"],
+        &[
+            "identity",
+            "kind",
+            "requests",
+            "usual / day",
+            "ratio",
+            "denied",
+            "writes",
+            "namespaces",
+            "source IPs",
+        ],
         report.identity_activity.iter().map(|activity| {
             vec![
                 escape(&activity.identity),
                 escape(&activity.identity_kind),
                 activity.requests.to_string(),
                 format!("{:.1}", activity.usual_daily_requests),
-                activity.ratio_to_usual.map(|ratio| format!("{ratio:.1}×")).unwrap_or_else(|| "new".to_string()),
+                activity
+                    .ratio_to_usual
+                    .map(|ratio| format!("{ratio:.1}×"))
+                    .unwrap_or_else(|| "new".to_string()),
                 activity.denied.to_string(),
                 activity.writes.to_string(),
                 activity.namespaces.to_string(),
@@ -236,8 +292,16 @@ pub fn to_html(report: &Report) -> Result<String> {
 
     let _ = writeln!(out, "<h2 id=\"first-seen\">First seen</h2>");
     if !report.new_identities.is_empty() {
-        let names: Vec<String> = report.new_identities.iter().map(|name| format!("<code>{}</code>", escape(name))).collect();
-        let _ = writeln!(out, "<p>New identities (no request in the look-back period): {}</p>", names.join(" "));
+        let names: Vec<String> = report
+            .new_identities
+            .iter()
+            .map(|name| format!("<code>{}</code>", escape(name)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<p>New identities (no request in the look-back period): {}</p>",
+            names.join(" ")
+        );
     }
     if report.first_seen.is_empty() {
         out.push_str("<p class=\"na\">No namespace or source IP new to a known identity.</p>");
@@ -246,7 +310,13 @@ pub fn to_html(report: &Report) -> Result<String> {
             &mut out,
             &["identity", "what", "value", "first at (UTC)", "requests"],
             report.first_seen.iter().map(|seen| {
-                vec![escape(&seen.identity), escape(&seen.what), escape(&seen.value), time(&seen.first_at), seen.requests.to_string()]
+                vec![
+                    escape(&seen.identity),
+                    escape(&seen.what),
+                    escape(&seen.value),
+                    time(&seen.first_at),
+                    seen.requests.to_string(),
+                ]
             }),
             &[4],
         );
@@ -263,7 +333,14 @@ pub fn to_html(report: &Report) -> Result<String> {
         table(
             &mut out,
             &["identity", "verb", "resource", "denied"],
-            denied.top.iter().map(|group| vec![escape(&group.identity), escape(&group.verb), escape(&group.resource), group.count.to_string()]),
+            denied.top.iter().map(|group| {
+                vec![
+                    escape(&group.identity),
+                    escape(&group.verb),
+                    escape(&group.resource),
+                    group.count.to_string(),
+                ]
+            }),
             &[3],
         );
     }
@@ -274,7 +351,16 @@ pub fn to_html(report: &Report) -> Result<String> {
     } else {
         table(
             &mut out,
-            &["when (UTC)", "who", "verb", "resource", "namespace", "name", "result", "audit ID"],
+            &[
+                "when (UTC)",
+                "who",
+                "verb",
+                "resource",
+                "namespace",
+                "name",
+                "result",
+                "audit ID",
+            ],
             report.rbac_changes.iter().map(|change| {
                 vec![
                     time(&change.at),
@@ -283,7 +369,10 @@ pub fn to_html(report: &Report) -> Result<String> {
                     escape(&change.resource),
                     escape(change.namespace.as_deref().unwrap_or("")),
                     escape(change.name.as_deref().unwrap_or("")),
-                    change.response_code.map(|code| code.to_string()).unwrap_or_default(),
+                    change
+                        .response_code
+                        .map(|code| code.to_string())
+                        .unwrap_or_default(),
                     format!("<code>{}</code>", escape(&change.audit_id)),
                 ]
             }),
@@ -293,17 +382,39 @@ pub fn to_html(report: &Report) -> Result<String> {
             out.push_str("<p class=\"muted\">List cut at the row limit.</p>");
         }
     }
-    table_section(&mut out, "rbac-risky", "RBAC risky grants", &report.rbac_risky_grants);
-    table_section(&mut out, "rbac-unused", "Unused sensitive grants", &report.rbac_unused_grants);
+    table_section(
+        &mut out,
+        "rbac-risky",
+        "RBAC risky grants",
+        &report.rbac_risky_grants,
+    );
+    table_section(
+        &mut out,
+        "rbac-unused",
+        "Unused sensitive grants",
+        &report.rbac_unused_grants,
+    );
     table_section(&mut out, "models", "Model status", &report.models);
 
     let ingest = &report.ingest;
     let _ = writeln!(out, "<h2 id=\"ingest\">Ingest health</h2>");
-    let seconds = |value: Option<f64>| value.map(|seconds| format!("{seconds:.1} s")).unwrap_or_else(|| "n/a".to_string());
+    let seconds = |value: Option<f64>| {
+        value
+            .map(|seconds| format!("{seconds:.1} s"))
+            .unwrap_or_else(|| "n/a".to_string())
+    };
     if ingest.manifest_available {
         table(
             &mut out,
-            &["parts written", "bytes", "rows", "live parts for the day", "mean commit lag", "max commit lag", "quarantined lines"],
+            &[
+                "parts written",
+                "bytes",
+                "rows",
+                "live parts for the day",
+                "mean commit lag",
+                "max commit lag",
+                "quarantined lines",
+            ],
             [vec![
                 ingest.parts_written.to_string(),
                 ingest.part_bytes.to_string(),
@@ -316,13 +427,20 @@ pub fn to_html(report: &Report) -> Result<String> {
             &[0, 1, 2, 3, 4, 5, 6],
         );
     } else {
-        let _ = writeln!(out, "<p class=\"na\">Manifest not available; {} lines quarantined.</p>", ingest.quarantined_total);
+        let _ = writeln!(
+            out,
+            "<p class=\"na\">Manifest not available; {} lines quarantined.</p>",
+            ingest.quarantined_total
+        );
     }
     if !ingest.quarantined_by_reason.is_empty() {
         table(
             &mut out,
             &["quarantine reason", "lines"],
-            ingest.quarantined_by_reason.iter().map(|(reason, count)| vec![escape(reason), count.to_string()]),
+            ingest
+                .quarantined_by_reason
+                .iter()
+                .map(|(reason, count)| vec![escape(reason), count.to_string()]),
             &[1],
         );
     }
@@ -340,7 +458,15 @@ pub fn to_html(report: &Report) -> Result<String> {
     } else {
         table(
             &mut out,
-            &["identity", "namespace", "verb", "requests", "secrets", "first (UTC)", "last (UTC)"],
+            &[
+                "identity",
+                "namespace",
+                "verb",
+                "requests",
+                "secrets",
+                "first (UTC)",
+                "last (UTC)",
+            ],
             compliance.secret_access.iter().map(|access| {
                 vec![
                     escape(&access.identity),
@@ -367,7 +493,12 @@ pub fn to_html(report: &Report) -> Result<String> {
                     format!("<code>{}</code>", escape(&evidence.incident_id)),
                     severity_badge(&evidence.severity),
                     escape(&evidence.identity),
-                    evidence.evidence_audit_ids.iter().map(|id| escape(id)).collect::<Vec<_>>().join(", "),
+                    evidence
+                        .evidence_audit_ids
+                        .iter()
+                        .map(|id| escape(id))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ]
             }),
             &[],
@@ -383,6 +514,9 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape("<script>alert('x')</script> & \"y\""), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;");
+        assert_eq!(
+            escape("<script>alert('x')</script> & \"y\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
+        );
     }
 }

@@ -43,7 +43,14 @@ fn table_section(out: &mut String, title: &str, section: &TableSection) {
     let header: Vec<&str> = section.columns.iter().map(String::as_str).collect();
     let escaped_header: Vec<String> = header.iter().map(|column| escape(column)).collect();
     let header_refs: Vec<&str> = escaped_header.iter().map(String::as_str).collect();
-    table(out, &header_refs, section.rows.iter().map(|row| row.iter().map(|cell| escape(cell)).collect()));
+    table(
+        out,
+        &header_refs,
+        section
+            .rows
+            .iter()
+            .map(|row| row.iter().map(|cell| escape(cell)).collect()),
+    );
     if section.truncated {
         out.push_str("_(first rows only)_\n\n");
     }
@@ -52,14 +59,27 @@ fn table_section(out: &mut String, title: &str, section: &TableSection) {
 pub fn to_markdown(report: &Report) -> String {
     let mut out = String::new();
     let summary = &report.summary;
-    let _ = writeln!(out, "# auditlens report: {} ({})\n", report.date, escape(&report.cluster));
+    let _ = writeln!(
+        out,
+        "# auditlens report: {} ({})\n",
+        report.date,
+        escape(&report.cluster)
+    );
     let _ = writeln!(
         out,
         "{} events, {} requests by {} identities; {} denied; **{} incidents**, {} anomalies.  ",
-        summary.events, summary.requests, summary.identities, summary.denied_requests, summary.incidents, summary.anomalies
+        summary.events,
+        summary.requests,
+        summary.identities,
+        summary.denied_requests,
+        summary.incidents,
+        summary.anomalies
     );
-    let by_severity: Vec<String> =
-        summary.anomalies_by_severity.iter().map(|(severity, count)| format!("{severity}: {count}")).collect();
+    let by_severity: Vec<String> = summary
+        .anomalies_by_severity
+        .iter()
+        .map(|(severity, count)| format!("{severity}: {count}"))
+        .collect();
     if !by_severity.is_empty() {
         let _ = writeln!(out, "Anomalies by severity: {}.  ", by_severity.join(", "));
     }
@@ -108,14 +128,27 @@ pub fn to_markdown(report: &Report) -> String {
     let _ = writeln!(out, "## Identity activity against the previous 7 days\n");
     table(
         &mut out,
-        &["identity", "kind", "requests", "usual/day", "ratio", "denied", "writes", "namespaces", "source IPs"],
+        &[
+            "identity",
+            "kind",
+            "requests",
+            "usual/day",
+            "ratio",
+            "denied",
+            "writes",
+            "namespaces",
+            "source IPs",
+        ],
         report.identity_activity.iter().map(|activity| {
             vec![
                 escape(&activity.identity),
                 escape(&activity.identity_kind),
                 activity.requests.to_string(),
                 format!("{:.1}", activity.usual_daily_requests),
-                activity.ratio_to_usual.map(|ratio| format!("{ratio:.1}×")).unwrap_or_else(|| "new".to_string()),
+                activity
+                    .ratio_to_usual
+                    .map(|ratio| format!("{ratio:.1}×"))
+                    .unwrap_or_else(|| "new".to_string()),
                 activity.denied.to_string(),
                 activity.writes.to_string(),
                 activity.namespaces.to_string(),
@@ -126,8 +159,16 @@ pub fn to_markdown(report: &Report) -> String {
 
     let _ = writeln!(out, "## First seen\n");
     if !report.new_identities.is_empty() {
-        let names: Vec<String> = report.new_identities.iter().map(|name| escape(name)).collect();
-        let _ = writeln!(out, "New identities (no request in the look-back period): {}.\n", names.join(", "));
+        let names: Vec<String> = report
+            .new_identities
+            .iter()
+            .map(|name| escape(name))
+            .collect();
+        let _ = writeln!(
+            out,
+            "New identities (no request in the look-back period): {}.\n",
+            names.join(", ")
+        );
     }
     if report.first_seen.is_empty() {
         out.push_str("_No namespace or source IP new to a known identity._\n\n");
@@ -136,7 +177,13 @@ pub fn to_markdown(report: &Report) -> String {
             &mut out,
             &["identity", "what", "value", "first at (UTC)", "requests"],
             report.first_seen.iter().map(|seen| {
-                vec![escape(&seen.identity), seen.what.clone(), escape(&seen.value), time(&seen.first_at), seen.requests.to_string()]
+                vec![
+                    escape(&seen.identity),
+                    seen.what.clone(),
+                    escape(&seen.value),
+                    time(&seen.first_at),
+                    seen.requests.to_string(),
+                ]
             }),
         );
     }
@@ -152,7 +199,14 @@ pub fn to_markdown(report: &Report) -> String {
         table(
             &mut out,
             &["identity", "verb", "resource", "denied"],
-            denied.top.iter().map(|group| vec![escape(&group.identity), escape(&group.verb), escape(&group.resource), group.count.to_string()]),
+            denied.top.iter().map(|group| {
+                vec![
+                    escape(&group.identity),
+                    escape(&group.verb),
+                    escape(&group.resource),
+                    group.count.to_string(),
+                ]
+            }),
         );
     }
 
@@ -166,7 +220,11 @@ pub fn to_markdown(report: &Report) -> String {
         }
     }
     table_section(&mut out, "RBAC risky grants", &report.rbac_risky_grants);
-    table_section(&mut out, "Unused sensitive grants", &report.rbac_unused_grants);
+    table_section(
+        &mut out,
+        "Unused sensitive grants",
+        &report.rbac_unused_grants,
+    );
     table_section(&mut out, "Model status", &report.models);
 
     let ingest = &report.ingest;
@@ -185,13 +243,20 @@ pub fn to_markdown(report: &Report) -> String {
     } else {
         out.push_str("Manifest not available.  \n");
     }
-    let reasons: Vec<String> =
-        ingest.quarantined_by_reason.iter().map(|(reason, count)| format!("{} {count}", escape(reason))).collect();
+    let reasons: Vec<String> = ingest
+        .quarantined_by_reason
+        .iter()
+        .map(|(reason, count)| format!("{} {count}", escape(reason)))
+        .collect();
     let _ = writeln!(
         out,
         "{} lines quarantined{}.\n",
         ingest.quarantined_total,
-        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        }
     );
 
     let compliance = &report.compliance;
@@ -202,7 +267,15 @@ pub fn to_markdown(report: &Report) -> String {
     } else {
         table(
             &mut out,
-            &["identity", "namespace", "verb", "requests", "secrets", "first (UTC)", "last (UTC)"],
+            &[
+                "identity",
+                "namespace",
+                "verb",
+                "requests",
+                "secrets",
+                "first (UTC)",
+                "last (UTC)",
+            ],
             compliance.secret_access.iter().map(|access| {
                 vec![
                     escape(&access.identity),
@@ -216,7 +289,11 @@ pub fn to_markdown(report: &Report) -> String {
             }),
         );
     }
-    let _ = writeln!(out, "### RBAC changes\n\n{} RBAC writes (listed above).\n", compliance.rbac_change_count);
+    let _ = writeln!(
+        out,
+        "### RBAC changes\n\n{} RBAC writes (listed above).\n",
+        compliance.rbac_change_count
+    );
     let _ = writeln!(out, "### Incidents and evidence\n");
     if compliance.incident_evidence.is_empty() {
         out.push_str("_No incidents._\n");
@@ -238,7 +315,9 @@ pub fn to_markdown(report: &Report) -> String {
 }
 
 fn seconds(value: Option<f64>) -> String {
-    value.map(|seconds| format!("{seconds:.1} s")).unwrap_or_else(|| "n/a".to_string())
+    value
+        .map(|seconds| format!("{seconds:.1} s"))
+        .unwrap_or_else(|| "n/a".to_string())
 }
 
 fn anomaly_lines(out: &mut String, anomaly: &AnomalyEntry) {
@@ -257,7 +336,11 @@ fn anomaly_lines(out: &mut String, anomaly: &AnomalyEntry) {
         let _ = writeln!(out, "  - {}", escape(reason));
     }
     if !anomaly.evidence_audit_ids.is_empty() {
-        let ids: Vec<String> = anomaly.evidence_audit_ids.iter().map(|id| escape(id)).collect();
+        let ids: Vec<String> = anomaly
+            .evidence_audit_ids
+            .iter()
+            .map(|id| escape(id))
+            .collect();
         let _ = writeln!(out, "  - evidence: {}", ids.join(", "));
     }
 }
@@ -265,7 +348,16 @@ fn anomaly_lines(out: &mut String, anomaly: &AnomalyEntry) {
 fn rbac_table(out: &mut String, changes: &[RbacChange]) {
     table(
         out,
-        &["when (UTC)", "who", "verb", "resource", "namespace", "name", "result", "audit ID"],
+        &[
+            "when (UTC)",
+            "who",
+            "verb",
+            "resource",
+            "namespace",
+            "name",
+            "result",
+            "audit ID",
+        ],
         changes.iter().map(|change| {
             vec![
                 time(&change.at),
@@ -274,7 +366,10 @@ fn rbac_table(out: &mut String, changes: &[RbacChange]) {
                 escape(&change.resource),
                 escape(change.namespace.as_deref().unwrap_or("")),
                 escape(change.name.as_deref().unwrap_or("")),
-                change.response_code.map(|code| code.to_string()).unwrap_or_default(),
+                change
+                    .response_code
+                    .map(|code| code.to_string())
+                    .unwrap_or_default(),
                 escape(&change.audit_id),
             ]
         }),

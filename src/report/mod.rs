@@ -23,8 +23,8 @@ pub use html::to_html;
 pub use markdown::to_markdown;
 pub use model::*;
 pub use schedule::{
-    ReportScheduler, apply_retention, due_report_date, export_catalog_snapshot, latest_written_report, report_path,
-    write_report,
+    ReportScheduler, apply_retention, due_report_date, export_catalog_snapshot,
+    latest_written_report, report_path, write_report,
 };
 
 use crate::cli::GlobalOptions;
@@ -96,8 +96,12 @@ impl Default for ReportConfig {
 impl ReportConfig {
     /// The scheduled time, or an error naming the bad value.
     pub fn schedule_time(&self) -> Result<chrono::NaiveTime> {
-        chrono::NaiveTime::parse_from_str(&self.time_utc, "%H:%M")
-            .map_err(|error| ReportError::Invalid(format!("report.time_utc {:?} is not HH:MM: {error}", self.time_utc)))
+        chrono::NaiveTime::parse_from_str(&self.time_utc, "%H:%M").map_err(|error| {
+            ReportError::Invalid(format!(
+                "report.time_utc {:?} is not HH:MM: {error}",
+                self.time_utc
+            ))
+        })
     }
 
     pub fn build_options(&self, catalog_source: &str) -> BuildOptions {
@@ -138,7 +142,8 @@ pub fn render(report: &Report, format: ReportFormat) -> Result<String> {
 
 /// The JSON format: pretty-printed, fields in declaration order.
 pub fn to_json(report: &Report) -> Result<String> {
-    serde_json::to_string_pretty(report).map_err(|error| ReportError::Invalid(format!("serializing the report: {error}")))
+    serde_json::to_string_pretty(report)
+        .map_err(|error| ReportError::Invalid(format!("serializing the report: {error}")))
 }
 
 /// `auditlens report`.
@@ -157,10 +162,18 @@ pub struct ReportArgs {
 /// Runs `auditlens report`: builds the report from a reader session and prints
 /// or writes it.
 pub fn run(args: &ReportArgs, global: &GlobalOptions, config: &Config) -> Result<()> {
-    let date = args.date.unwrap_or_else(|| chrono::Utc::now().date_naive() - chrono::Duration::days(1));
+    let date = args
+        .date
+        .unwrap_or_else(|| chrono::Utc::now().date_naive() - chrono::Duration::days(1));
     let session = open_reader_session(&global.data_dir)?;
     let options = config.report.build_options(&session.source);
-    let report = build_report_with(&global.data_dir, &session.connection, date, &config.cluster, &options)?;
+    let report = build_report_with(
+        &global.data_dir,
+        &session.connection,
+        date,
+        &config.cluster,
+        &options,
+    )?;
     let text = render(&report, args.format)?;
     match &args.out {
         Some(path) => crate::store::atomic_write(path, text.as_bytes())?,
@@ -170,7 +183,10 @@ pub fn run(args: &ReportArgs, global: &GlobalOptions, config: &Config) -> Result
             stdout
                 .write_all(text.as_bytes())
                 .and_then(|()| stdout.flush())
-                .map_err(|source| ReportError::Io { path: PathBuf::from("<stdout>"), source })?;
+                .map_err(|source| ReportError::Io {
+                    path: PathBuf::from("<stdout>"),
+                    source,
+                })?;
         }
     }
     Ok(())
@@ -194,7 +210,10 @@ pub fn catalog_export_dir(data_dir: &Path) -> PathBuf {
 pub fn open_reader_session(data_dir: &Path) -> Result<ReaderSession> {
     let context = |what: &str| {
         let what = what.to_string();
-        move |source| ReportError::DuckDb { context: what, source }
+        move |source| ReportError::DuckDb {
+            context: what,
+            source,
+        }
     };
     let connection = duckdb::Connection::open_in_memory().map_err(context("opening DuckDB"))?;
     let catalog_file = data_dir.join("catalog.duckdb");
@@ -211,8 +230,11 @@ pub fn open_reader_session(data_dir: &Path) -> Result<ReaderSession> {
                             "SELECT table_name FROM duckdb_tables() WHERE database_name = 'auditlens_catalog' AND schema_name = 'main'",
                         )
                         .map_err(context("listing catalog tables"))?;
-                    let rows = statement.query_map([], |row| row.get::<_, String>(0)).map_err(context("listing catalog tables"))?;
-                    rows.collect::<duckdb::Result<Vec<String>>>().map_err(context("listing catalog tables"))?
+                    let rows = statement
+                        .query_map([], |row| row.get::<_, String>(0))
+                        .map_err(context("listing catalog tables"))?;
+                    rows.collect::<duckdb::Result<Vec<String>>>()
+                        .map_err(context("listing catalog tables"))?
                 };
                 for table in tables {
                     connection
@@ -222,7 +244,10 @@ pub fn open_reader_session(data_dir: &Path) -> Result<ReaderSession> {
                         ))
                         .map_err(context("exposing catalog tables"))?;
                 }
-                return Ok(ReaderSession { connection, source: "attached read-only".to_string() });
+                return Ok(ReaderSession {
+                    connection,
+                    source: "attached read-only".to_string(),
+                });
             }
             Err(error) => {
                 tracing::info!(%error, "catalog held by another process; reading its export instead");
@@ -234,7 +259,10 @@ pub fn open_reader_session(data_dir: &Path) -> Result<ReaderSession> {
         Ok(entries) => entries
             .flatten()
             .map(|entry| entry.path())
-            .filter(|path| path.extension().is_some_and(|extension| extension == "parquet"))
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|extension| extension == "parquet")
+            })
             .filter_map(|path| {
                 let name = path.file_stem()?.to_str()?.to_string();
                 (!name.starts_with('.')).then_some((name, path))
@@ -244,7 +272,10 @@ pub fn open_reader_session(data_dir: &Path) -> Result<ReaderSession> {
     };
     exported.sort();
     if exported.is_empty() {
-        return Ok(ReaderSession { connection, source: "unavailable".to_string() });
+        return Ok(ReaderSession {
+            connection,
+            source: "unavailable".to_string(),
+        });
     }
     let mut newest = None;
     for (table, path) in &exported {
@@ -260,7 +291,14 @@ pub fn open_reader_session(data_dir: &Path) -> Result<ReaderSession> {
         }
     }
     let when = newest
-        .map(|time| chrono::DateTime::<chrono::Utc>::from(time).format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map(|time| {
+            chrono::DateTime::<chrono::Utc>::from(time)
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string()
+        })
         .unwrap_or_else(|| "unknown time".to_string());
-    Ok(ReaderSession { connection, source: format!("export of {when}") })
+    Ok(ReaderSession {
+        connection,
+        source: format!("export of {when}"),
+    })
 }

@@ -6,7 +6,9 @@
 //! record of what was written, so a daemon down at 02:00 writes the report
 //! when it comes back, and a restart never writes one twice.
 
-use super::build::{MODEL_TABLES, RISKY_GRANT_TABLES, UNUSED_GRANT_TABLES, build_report_with, table_exists};
+use super::build::{
+    MODEL_TABLES, RISKY_GRANT_TABLES, UNUSED_GRANT_TABLES, build_report_with, table_exists,
+};
 use super::{ReportConfig, ReportError, ReportFormat, Result, catalog_export_dir, render};
 use crate::store::views::sql_string_literal;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -17,13 +19,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// The day whose report should be written now, if any: the previous UTC day
 /// once `now` is past the scheduled time (else the day before it), unless a
 /// report for that day (or a later one) was already written.
-pub fn due_report_date(now: DateTime<Utc>, config: &ReportConfig, last_written: Option<NaiveDate>) -> Option<NaiveDate> {
+pub fn due_report_date(
+    now: DateTime<Utc>,
+    config: &ReportConfig,
+    last_written: Option<NaiveDate>,
+) -> Option<NaiveDate> {
     if !config.enabled {
         return None;
     }
     let scheduled = config.schedule_time().ok()?;
     let today = now.date_naive();
-    let target = if now.time() >= scheduled { today - Duration::days(1) } else { today - Duration::days(2) };
+    let target = if now.time() >= scheduled {
+        today - Duration::days(1)
+    } else {
+        today - Duration::days(2)
+    };
     match last_written {
         Some(written) if written >= target => None,
         _ => Some(target),
@@ -32,7 +42,11 @@ pub fn due_report_date(now: DateTime<Utc>, config: &ReportConfig, last_written: 
 
 /// `data/reports/<date>.<ext>`.
 pub fn report_path(data_dir: &Path, date: NaiveDate, format: ReportFormat) -> PathBuf {
-    data_dir.join("reports").join(format!("{}.{}", date.format("%Y-%m-%d"), format.extension()))
+    data_dir.join("reports").join(format!(
+        "{}.{}",
+        date.format("%Y-%m-%d"),
+        format.extension()
+    ))
 }
 
 fn report_files(data_dir: &Path) -> Vec<(NaiveDate, PathBuf)> {
@@ -54,15 +68,26 @@ fn report_files(data_dir: &Path) -> Vec<(NaiveDate, PathBuf)> {
 pub fn latest_written_report(data_dir: &Path) -> Option<NaiveDate> {
     report_files(data_dir)
         .into_iter()
-        .filter(|(_, path)| path.extension().is_some_and(|extension| extension == "json"))
+        .filter(|(_, path)| {
+            path.extension()
+                .is_some_and(|extension| extension == "json")
+        })
         .map(|(date, _)| date)
         .max()
 }
 
 /// Writes the report in each format (each file atomically), JSON last so its
 /// presence means the whole set is there.
-pub fn write_report(data_dir: &Path, report: &super::Report, formats: &[ReportFormat]) -> Result<Vec<PathBuf>> {
-    let mut ordered: Vec<ReportFormat> = formats.iter().copied().filter(|format| *format != ReportFormat::Json).collect();
+pub fn write_report(
+    data_dir: &Path,
+    report: &super::Report,
+    formats: &[ReportFormat],
+) -> Result<Vec<PathBuf>> {
+    let mut ordered: Vec<ReportFormat> = formats
+        .iter()
+        .copied()
+        .filter(|format| *format != ReportFormat::Json)
+        .collect();
     ordered.dedup();
     ordered.push(ReportFormat::Json);
     let mut written = Vec::new();
@@ -76,7 +101,11 @@ pub fn write_report(data_dir: &Path, report: &super::Report, formats: &[ReportFo
 
 /// Deletes reports older than `retention_days` before `today` (0 keeps all).
 /// Returns the files removed.
-pub fn apply_retention(data_dir: &Path, retention_days: u32, today: NaiveDate) -> Result<Vec<PathBuf>> {
+pub fn apply_retention(
+    data_dir: &Path,
+    retention_days: u32,
+    today: NaiveDate,
+) -> Result<Vec<PathBuf>> {
     if retention_days == 0 {
         return Ok(Vec::new());
     }
@@ -84,7 +113,10 @@ pub fn apply_retention(data_dir: &Path, retention_days: u32, today: NaiveDate) -
     let mut removed = Vec::new();
     for (date, path) in report_files(data_dir) {
         if date < oldest_kept {
-            std::fs::remove_file(&path).map_err(|source| ReportError::Io { path: path.clone(), source })?;
+            std::fs::remove_file(&path).map_err(|source| ReportError::Io {
+                path: path.clone(),
+                source,
+            })?;
             removed.push(path);
         }
     }
@@ -93,9 +125,15 @@ pub fn apply_retention(data_dir: &Path, retention_days: u32, today: NaiveDate) -
 
 /// Copies the catalog tables a report reads to `data/catalog-export/<table>.parquet`
 /// (each via a temporary file and a rename), for readers outside the daemon.
-pub fn export_catalog_snapshot(connection: &duckdb::Connection, data_dir: &Path) -> Result<Vec<String>> {
+pub fn export_catalog_snapshot(
+    connection: &duckdb::Connection,
+    data_dir: &Path,
+) -> Result<Vec<String>> {
     let directory = catalog_export_dir(data_dir);
-    std::fs::create_dir_all(&directory).map_err(|source| ReportError::Io { path: directory.clone(), source })?;
+    std::fs::create_dir_all(&directory).map_err(|source| ReportError::Io {
+        path: directory.clone(),
+        source,
+    })?;
     let mut exported = Vec::new();
     let tables = ["anomalies", "incidents", "parts"]
         .into_iter()
@@ -113,8 +151,14 @@ pub fn export_catalog_snapshot(connection: &duckdb::Connection, data_dir: &Path)
                 "COPY (SELECT * FROM \"{table}\") TO {} (FORMAT parquet)",
                 sql_string_literal(&temporary.to_string_lossy())
             ))
-            .map_err(|source| ReportError::DuckDb { context: format!("exporting table {table}"), source })?;
-        std::fs::rename(&temporary, &final_path).map_err(|source| ReportError::Io { path: final_path.clone(), source })?;
+            .map_err(|source| ReportError::DuckDb {
+                context: format!("exporting table {table}"),
+                source,
+            })?;
+        std::fs::rename(&temporary, &final_path).map_err(|source| ReportError::Io {
+            path: final_path.clone(),
+            source,
+        })?;
         exported.push(table.to_string());
     }
     Ok(exported)
@@ -132,13 +176,27 @@ pub struct ReportScheduler {
 
 impl ReportScheduler {
     /// One check at `now`: writes the due report, if any, and returns its day.
-    pub fn tick(&self, connection: &duckdb::Connection, now: DateTime<Utc>) -> Result<Option<NaiveDate>> {
-        let Some(date) = due_report_date(now, &self.config, latest_written_report(&self.data_dir)) else {
+    pub fn tick(
+        &self,
+        connection: &duckdb::Connection,
+        now: DateTime<Utc>,
+    ) -> Result<Option<NaiveDate>> {
+        let Some(date) = due_report_date(now, &self.config, latest_written_report(&self.data_dir))
+        else {
             return Ok(None);
         };
         let started = std::time::Instant::now();
-        let built = build_report_with(&self.data_dir, connection, date, &self.cluster, &self.config.build_options("catalog"))
-            .and_then(|report| write_report(&self.data_dir, &report, &self.config.formats).map(|written| (report, written)));
+        let built = build_report_with(
+            &self.data_dir,
+            connection,
+            date,
+            &self.cluster,
+            &self.config.build_options("catalog"),
+        )
+        .and_then(|report| {
+            write_report(&self.data_dir, &report, &self.config.formats)
+                .map(|written| (report, written))
+        });
         if let Some(metrics) = &self.metrics {
             metrics.record_report(started.elapsed().as_secs_f64(), built.is_ok());
         }
@@ -155,7 +213,11 @@ impl ReportScheduler {
     }
 
     /// Runs on its own thread until `stop` is set: checks every 30 s.
-    pub fn spawn(self, connection: duckdb::Connection, stop: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    pub fn spawn(
+        self,
+        connection: duckdb::Connection,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
         std::thread::Builder::new().name("auditlens-report".to_string()).spawn(move || {
             let export_every = std::time::Duration::from_secs(self.config.export_interval_seconds);
             let mut last_export: Option<std::time::Instant> = None;
@@ -185,7 +247,9 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).expect("valid time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .expect("valid time")
+            .with_timezone(&Utc)
     }
 
     fn day(text: &str) -> NaiveDate {
@@ -195,20 +259,44 @@ mod tests {
     #[test]
     fn due_after_the_scheduled_time_for_the_previous_day() {
         let config = ReportConfig::default();
-        assert_eq!(due_report_date(at("2026-11-27T02:00:00Z"), &config, None), Some(day("2026-11-26")));
-        assert_eq!(due_report_date(at("2026-11-27T01:59:59Z"), &config, None), Some(day("2026-11-25")));
-        assert_eq!(due_report_date(at("2026-11-27T01:59:59Z"), &config, Some(day("2026-11-25"))), None);
-        assert_eq!(due_report_date(at("2026-11-27T02:00:00Z"), &config, Some(day("2026-11-25"))), Some(day("2026-11-26")));
-        assert_eq!(due_report_date(at("2026-11-27T23:00:00Z"), &config, Some(day("2026-11-26"))), None);
+        assert_eq!(
+            due_report_date(at("2026-11-27T02:00:00Z"), &config, None),
+            Some(day("2026-11-26"))
+        );
+        assert_eq!(
+            due_report_date(at("2026-11-27T01:59:59Z"), &config, None),
+            Some(day("2026-11-25"))
+        );
+        assert_eq!(
+            due_report_date(at("2026-11-27T01:59:59Z"), &config, Some(day("2026-11-25"))),
+            None
+        );
+        assert_eq!(
+            due_report_date(at("2026-11-27T02:00:00Z"), &config, Some(day("2026-11-25"))),
+            Some(day("2026-11-26"))
+        );
+        assert_eq!(
+            due_report_date(at("2026-11-27T23:00:00Z"), &config, Some(day("2026-11-26"))),
+            None
+        );
     }
 
     #[test]
     fn disabled_or_unparsable_schedule_is_never_due() {
-        let mut config = ReportConfig { enabled: false, ..ReportConfig::default() };
-        assert_eq!(due_report_date(at("2026-11-27T12:00:00Z"), &config, None), None);
+        let mut config = ReportConfig {
+            enabled: false,
+            ..ReportConfig::default()
+        };
+        assert_eq!(
+            due_report_date(at("2026-11-27T12:00:00Z"), &config, None),
+            None
+        );
         config.enabled = true;
         config.time_utc = "25:99".to_string();
-        assert_eq!(due_report_date(at("2026-11-27T12:00:00Z"), &config, None), None);
+        assert_eq!(
+            due_report_date(at("2026-11-27T12:00:00Z"), &config, None),
+            None
+        );
         assert!(config.schedule_time().is_err());
     }
 
@@ -217,13 +305,21 @@ mod tests {
         let directory = tempfile::tempdir().expect("tempdir");
         let reports = directory.path().join("reports");
         std::fs::create_dir_all(&reports).expect("mkdir");
-        for name in ["2026-01-01.json", "2026-01-01.html", "2026-11-20.json", "notes.txt"] {
+        for name in [
+            "2026-01-01.json",
+            "2026-01-01.html",
+            "2026-11-20.json",
+            "notes.txt",
+        ] {
             std::fs::write(reports.join(name), "x").expect("write");
         }
         let removed = apply_retention(directory.path(), 30, day("2026-11-27")).expect("retention");
         assert_eq!(removed.len(), 2);
         assert!(reports.join("2026-11-20.json").exists());
         assert!(reports.join("notes.txt").exists());
-        assert_eq!(latest_written_report(directory.path()), Some(day("2026-11-20")));
+        assert_eq!(
+            latest_written_report(directory.path()),
+            Some(day("2026-11-20"))
+        );
     }
 }

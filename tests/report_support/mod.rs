@@ -62,15 +62,28 @@ pub fn staging() -> duckdb::Connection {
         .into_iter()
         .map(|(name, sql_type)| format!("{name} {sql_type}"))
         .collect();
-    connection.execute_batch(&format!("CREATE TABLE staged ({}, cluster VARCHAR)", columns.join(", "))).expect("staging table");
+    connection
+        .execute_batch(&format!(
+            "CREATE TABLE staged ({}, cluster VARCHAR)",
+            columns.join(", ")
+        ))
+        .expect("staging table");
     connection
 }
 
 /// Adds a batch; `stages` > 1 also stores a RequestReceived row per request.
 pub fn add(connection: &duckdb::Connection, batch: &Batch<'_>, stages: u32) {
-    let decision = if batch.code == 403 { "'forbid'" } else { "'allow'" };
+    let decision = if batch.code == 403 {
+        "'forbid'"
+    } else {
+        "'allow'"
+    };
     for stage in 0..stages.max(1) {
-        let stage_name = if stage == 0 { "ResponseComplete" } else { "RequestReceived" };
+        let stage_name = if stage == 0 {
+            "ResponseComplete"
+        } else {
+            "RequestReceived"
+        };
         let sql = format!(
             "INSERT INTO staged SELECT \
                TIMESTAMP '{date} {hour:02}:00:00' + to_seconds(i * (3599 // greatest({count}, 1))) AS ts, \
@@ -87,7 +100,11 @@ pub fn add(connection: &duckdb::Connection, batch: &Batch<'_>, stages: u32) {
             user = batch.user,
             kind = batch.kind,
             ip = batch.ip,
-            group = if batch.group.is_empty() { "NULL".to_string() } else { literal(Some(batch.group)) },
+            group = if batch.group.is_empty() {
+                "NULL".to_string()
+            } else {
+                literal(Some(batch.group))
+            },
             resource = batch.resource,
             subresource = literal(batch.subresource),
             namespace = literal(batch.namespace),
@@ -127,13 +144,30 @@ pub struct Expected {
 /// identity gets denied repeatedly.
 pub fn standard_events(data_dir: &Path) -> Expected {
     let connection = staging();
-    let history_days = ["2026-11-19", "2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25"];
+    let history_days = [
+        "2026-11-19",
+        "2026-11-20",
+        "2026-11-21",
+        "2026-11-22",
+        "2026-11-23",
+        "2026-11-24",
+        "2026-11-25",
+    ];
     for (index, day) in history_days.iter().enumerate() {
         let prefix_alice = format!("h{index}-alice");
         let prefix_ci = format!("h{index}-ci");
         let prefix_node = format!("h{index}-node");
         let prefix_denied = format!("h{index}-denied");
-        add(&connection, &Batch { date: day, count: 100, id_prefix: &prefix_alice, ..Batch::default() }, 1);
+        add(
+            &connection,
+            &Batch {
+                date: day,
+                count: 100,
+                id_prefix: &prefix_alice,
+                ..Batch::default()
+            },
+            1,
+        );
         add(
             &connection,
             &Batch {
@@ -169,17 +203,67 @@ pub fn standard_events(data_dir: &Path) -> Expected {
             },
             1,
         );
-        add(&connection, &Batch { date: day, hour: 14, code: 403, count: 2, id_prefix: &prefix_denied, ..Batch::default() }, 1);
+        add(
+            &connection,
+            &Batch {
+                date: day,
+                hour: 14,
+                code: 403,
+                count: 2,
+                id_prefix: &prefix_denied,
+                ..Batch::default()
+            },
+            1,
+        );
     }
     // The reported day.
-    add(&connection, &Batch { hour: 9, count: 250, id_prefix: "d-alice", ..Batch::default() }, 2);
     add(
         &connection,
-        &Batch { hour: 22, namespace: Some("kube-system"), ip: "203.0.113.7", count: 40, id_prefix: "d-alice-ks", ..Batch::default() },
+        &Batch {
+            hour: 9,
+            count: 250,
+            id_prefix: "d-alice",
+            ..Batch::default()
+        },
+        2,
+    );
+    add(
+        &connection,
+        &Batch {
+            hour: 22,
+            namespace: Some("kube-system"),
+            ip: "203.0.113.7",
+            count: 40,
+            id_prefix: "d-alice-ks",
+            ..Batch::default()
+        },
         1,
     );
-    add(&connection, &Batch { hour: 10, resource: "secrets", name: Some("db-pass"), count: 2, id_prefix: "d-alice-secret", ..Batch::default() }, 1);
-    add(&connection, &Batch { hour: 10, verb: "list", resource: "secrets", name: None, count: 1, id_prefix: "d-alice-secrets", ..Batch::default() }, 1);
+    add(
+        &connection,
+        &Batch {
+            hour: 10,
+            resource: "secrets",
+            name: Some("db-pass"),
+            count: 2,
+            id_prefix: "d-alice-secret",
+            ..Batch::default()
+        },
+        1,
+    );
+    add(
+        &connection,
+        &Batch {
+            hour: 10,
+            verb: "list",
+            resource: "secrets",
+            name: None,
+            count: 1,
+            id_prefix: "d-alice-secrets",
+            ..Batch::default()
+        },
+        1,
+    );
     add(
         &connection,
         &Batch {
@@ -196,14 +280,73 @@ pub fn standard_events(data_dir: &Path) -> Expected {
         },
         1,
     );
-    add(&connection, &Batch { hour: 3, user: "system:serviceaccount:ci:deployer", kind: "service_account", verb: "patch", group: "apps", resource: "deployments", namespace: Some("ci"), ip: "10.0.5.5", count: 50, id_prefix: "d-ci", ..Batch::default() }, 1);
-    add(&connection, &Batch { hour: 12, user: "system:node:cp-1", kind: "node", resource: "pods", namespace: Some("kube-system"), ip: "10.0.0.10", count: 200, id_prefix: "d-node", ..Batch::default() }, 1);
     add(
         &connection,
-        &Batch { hour: 23, user: "mallory", kind: "user", verb: "list", resource: "secrets", namespace: Some("prod"), name: None, ip: "198.51.100.9", code: 403, count: 8, id_prefix: "d-mallory", ..Batch::default() },
+        &Batch {
+            hour: 3,
+            user: "system:serviceaccount:ci:deployer",
+            kind: "service_account",
+            verb: "patch",
+            group: "apps",
+            resource: "deployments",
+            namespace: Some("ci"),
+            ip: "10.0.5.5",
+            count: 50,
+            id_prefix: "d-ci",
+            ..Batch::default()
+        },
         1,
     );
-    add(&connection, &Batch { hour: 23, user: "mallory", kind: "user", verb: "get", resource: "namespaces", namespace: None, name: Some("prod"), ip: "198.51.100.9", count: 2, id_prefix: "d-mallory-ok", ..Batch::default() }, 1);
+    add(
+        &connection,
+        &Batch {
+            hour: 12,
+            user: "system:node:cp-1",
+            kind: "node",
+            resource: "pods",
+            namespace: Some("kube-system"),
+            ip: "10.0.0.10",
+            count: 200,
+            id_prefix: "d-node",
+            ..Batch::default()
+        },
+        1,
+    );
+    add(
+        &connection,
+        &Batch {
+            hour: 23,
+            user: "mallory",
+            kind: "user",
+            verb: "list",
+            resource: "secrets",
+            namespace: Some("prod"),
+            name: None,
+            ip: "198.51.100.9",
+            code: 403,
+            count: 8,
+            id_prefix: "d-mallory",
+            ..Batch::default()
+        },
+        1,
+    );
+    add(
+        &connection,
+        &Batch {
+            hour: 23,
+            user: "mallory",
+            kind: "user",
+            verb: "get",
+            resource: "namespaces",
+            namespace: None,
+            name: Some("prod"),
+            ip: "198.51.100.9",
+            count: 2,
+            id_prefix: "d-mallory-ok",
+            ..Batch::default()
+        },
+        1,
+    );
     write_parquet(&connection, data_dir);
     Expected {
         alice_requests_today: 250 + 40 + 2 + 1 + 1,
@@ -243,12 +386,25 @@ pub fn standard_catalog(connection: &duckdb::Connection, data_dir: &Path) {
     let quarantine = data_dir.join("quarantine");
     std::fs::create_dir_all(&quarantine).expect("quarantine dir");
     let entry = |reason: &str, offset: u64| {
-        serde_json::to_string(&auditlens::store::quarantine::QuarantineEntry::new("audit.log", "fp", offset, reason, "bad".into(), b"{oops", 5))
-            .expect("json")
+        serde_json::to_string(&auditlens::store::quarantine::QuarantineEntry::new(
+            "audit.log",
+            "fp",
+            offset,
+            reason,
+            "bad".into(),
+            b"{oops",
+            5,
+        ))
+        .expect("json")
     };
     std::fs::write(
         quarantine.join(format!("{REPORT_DAY}.jsonl")),
-        format!("{}\n{}\n{}\n", entry("not_json", 1), entry("not_json", 2), entry("missing_timestamp", 3)),
+        format!(
+            "{}\n{}\n{}\n",
+            entry("not_json", 1),
+            entry("not_json", 2),
+            entry("missing_timestamp", 3)
+        ),
     )
     .expect("quarantine file");
 }
