@@ -9,7 +9,12 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Args)]
 pub struct GlobalOptions {
     /// Where auditlens keeps its Parquet events, catalog, models and reports.
-    #[arg(long, global = true, env = "AUDITLENS_DATA_DIR", default_value = "./data")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLENS_DATA_DIR",
+        default_value = "./data"
+    )]
     pub data_dir: PathBuf,
     /// A TOML config file (see deploy/auditlens.example.toml).
     #[arg(long, global = true, env = "AUDITLENS_CONFIG")]

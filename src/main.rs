@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "auditlens", version, about = "Kubernetes audit-log daemon: exactly-once history, anomaly detection, RBAC guardrails")]
+#[command(
+    name = "auditlens",
+    version,
+    about = "Kubernetes audit-log daemon: exactly-once history, anomaly detection, RBAC guardrails"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalOptions,

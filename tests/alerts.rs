@@ -120,7 +120,7 @@ fn anomaly(index: usize, severity: Severity) -> Anomaly {
     let start: DateTime<Utc> = "2026-11-26T10:00:00Z".parse().expect("time");
     Anomaly {
         id: format!("anomaly-{index}"),
-        detector: if index % 2 == 0 {
+        detector: if index.is_multiple_of(2) {
             "rbac.wildcard_grant".into()
         } else {
             "novelty.new_ip".into()
@@ -232,8 +232,8 @@ fn every_alert_reaches_every_sink_exactly_once_across_failures_outage_and_restar
         );
         assert_eq!(dispatcher.enqueue_from_catalog().expect("first poll"), 0);
 
-        for index in 0..6 {
-            let severity = if index % 3 == 0 {
+        for index in 0..6usize {
+            let severity = if index.is_multiple_of(3) {
                 Severity::Critical
             } else {
                 Severity::Medium

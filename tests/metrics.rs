@@ -119,14 +119,14 @@ fn family_of<'a>(name: &'a str, types: &HashMap<String, String>) -> Option<&'a s
         return Some(name);
     }
     for suffix in ["_bucket", "_sum", "_count"] {
-        if let Some(base) = name.strip_suffix(suffix) {
-            if matches!(
+        if let Some(base) = name.strip_suffix(suffix)
+            && matches!(
                 types.get(base).map(String::as_str),
                 Some("histogram" | "summary")
-            ) && (suffix != "_bucket" || types[base] == "histogram")
-            {
-                return Some(base);
-            }
+            )
+            && (suffix != "_bucket" || types[base] == "histogram")
+        {
+            return Some(base);
         }
     }
     None
@@ -161,11 +161,14 @@ fn parse_exposition(text: &str) -> Result<Exposition, String> {
                 return Err(fail("family declared again after its samples".into()));
             }
             match keyword {
-                "HELP" => {
-                    if rest.contains('\n') || exposition.helps.insert(name.clone(), rest).is_some()
-                    {
-                        return Err(fail("HELP repeated".into()));
-                    }
+                "HELP"
+                    if rest.contains('\n')
+                        || exposition
+                            .helps
+                            .insert(name.clone(), rest.clone())
+                            .is_some() =>
+                {
+                    return Err(fail("HELP repeated".into()));
                 }
                 "TYPE" => {
                     if !["counter", "gauge", "histogram", "summary", "untyped"]
@@ -187,10 +190,10 @@ fn parse_exposition(text: &str) -> Result<Exposition, String> {
                 }
                 _ => {}
             }
-            if let Some(previous) = current_family.replace(name.clone()) {
-                if previous != name {
-                    finished_families.insert(previous);
-                }
+            if let Some(previous) = current_family.replace(name.clone())
+                && previous != name
+            {
+                finished_families.insert(previous);
             }
             continue;
         }
@@ -228,10 +231,10 @@ fn parse_exposition(text: &str) -> Result<Exposition, String> {
         if finished_families.contains(&family) {
             return Err(fail("samples of a family are not contiguous".into()));
         }
-        if current_family.as_deref() != Some(family.as_str()) {
-            if let Some(previous) = current_family.replace(family.clone()) {
-                finished_families.insert(previous);
-            }
+        if current_family.as_deref() != Some(family.as_str())
+            && let Some(previous) = current_family.replace(family.clone())
+        {
+            finished_families.insert(previous);
         }
         let kind = exposition.types[&family].as_str();
         if kind == "counter" && (value.is_nan() || value < 0.0) {

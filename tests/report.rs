@@ -89,7 +89,7 @@ fn json_report_from_the_binary_holds_the_days_facts() {
     assert_eq!(incident.anomalies[1].reasons.len(), 2);
     assert_eq!(
         incident.anomalies[0].evidence_audit_ids,
-        [expected.rbac_change_audit_id.clone()]
+        std::slice::from_ref(&expected.rbac_change_audit_id)
     );
     assert_eq!(report.ungrouped_anomalies.len(), 1);
     assert_eq!(report.ungrouped_anomalies[0].identity, "mallory");

@@ -23,6 +23,8 @@ const ROUND_LIMIT: usize = 500;
 /// committed after a higher one) is still enqueued; the outbox key dedupes.
 const CURSOR_OVERLAP: i64 = 256;
 const CURSOR_NAME: &str = "anomalies";
+/// The newest `seq` when alerting first started: anomalies up to it are history.
+const CURSOR_FLOOR_NAME: &str = "anomalies_floor";
 
 /// What one [`AlertDispatcher::run_once`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -203,10 +205,13 @@ impl AlertDispatcher {
             let (cursor, fresh) = match outbox::read_cursor(&self.connection, CURSOR_NAME)? {
                 Some(cursor) => (cursor, false),
                 None => {
+                    // The floor keeps the overlap below from reaching into history.
+                    outbox::write_cursor(&self.connection, CURSOR_FLOOR_NAME, newest)?;
                     outbox::write_cursor(&self.connection, CURSOR_NAME, newest)?;
                     (newest, true)
                 }
             };
+            let floor = outbox::read_cursor(&self.connection, CURSOR_FLOOR_NAME)?.unwrap_or(0);
             let changed = newest > cursor || self.anomalies_seen.get() != Some(total);
             self.anomalies_seen.set(Some(total));
             if !fresh && changed {
@@ -219,7 +224,7 @@ impl AlertDispatcher {
                     )
                     .map_err(context("reading new anomalies"))?;
                 let rows = statement
-                    .query_map([cursor - CURSOR_OVERLAP], |row| {
+                    .query_map([(cursor - CURSOR_OVERLAP).max(floor)], |row| {
                         Ok((
                             row.get::<_, i64>(0)?,
                             row.get::<_, String>(1)?,

@@ -265,11 +265,19 @@ impl AuditEvent {
     }
 
     pub fn namespace(&self) -> Option<&str> {
-        self.object_ref.as_ref()?.namespace.as_deref().filter(|namespace| !namespace.is_empty())
+        self.object_ref
+            .as_ref()?
+            .namespace
+            .as_deref()
+            .filter(|namespace| !namespace.is_empty())
     }
 
     pub fn object_name(&self) -> Option<&str> {
-        self.object_ref.as_ref()?.name.as_deref().filter(|name| !name.is_empty())
+        self.object_ref
+            .as_ref()?
+            .name
+            .as_deref()
+            .filter(|name| !name.is_empty())
     }
 
     /// The API group; the core group is the empty string.
@@ -286,7 +294,9 @@ impl AuditEvent {
 
     /// `allow`, `forbid`, or `None` when the authorizer did not annotate.
     pub fn decision(&self) -> Option<&str> {
-        self.annotations.get(DECISION_ANNOTATION).map(String::as_str)
+        self.annotations
+            .get(DECISION_ANNOTATION)
+            .map(String::as_str)
     }
 
     pub fn authorization_reason(&self) -> Option<&str> {

@@ -99,15 +99,37 @@ mod tests {
 
     #[test]
     fn classifies_every_kind() {
-        let service_account = Identity::classify("system:serviceaccount:kube-system:replicaset-controller");
+        let service_account =
+            Identity::classify("system:serviceaccount:kube-system:replicaset-controller");
         assert_eq!(service_account.kind, IdentityKind::ServiceAccount);
-        assert_eq!(service_account.service_account_namespace, Some("kube-system"));
-        assert_eq!(service_account.service_account_name, Some("replicaset-controller"));
-        assert_eq!(Identity::classify("system:node:worker-1").kind, IdentityKind::Node);
-        assert_eq!(Identity::classify("system:anonymous").kind, IdentityKind::Anonymous);
-        assert_eq!(Identity::classify("system:kube-scheduler").kind, IdentityKind::ControlPlane);
-        assert_eq!(Identity::classify("system:apiserver").kind, IdentityKind::ControlPlane);
-        assert_eq!(Identity::classify("alice@example.com").kind, IdentityKind::User);
+        assert_eq!(
+            service_account.service_account_namespace,
+            Some("kube-system")
+        );
+        assert_eq!(
+            service_account.service_account_name,
+            Some("replicaset-controller")
+        );
+        assert_eq!(
+            Identity::classify("system:node:worker-1").kind,
+            IdentityKind::Node
+        );
+        assert_eq!(
+            Identity::classify("system:anonymous").kind,
+            IdentityKind::Anonymous
+        );
+        assert_eq!(
+            Identity::classify("system:kube-scheduler").kind,
+            IdentityKind::ControlPlane
+        );
+        assert_eq!(
+            Identity::classify("system:apiserver").kind,
+            IdentityKind::ControlPlane
+        );
+        assert_eq!(
+            Identity::classify("alice@example.com").kind,
+            IdentityKind::User
+        );
         assert_eq!(Identity::classify("").kind, IdentityKind::User);
         // "system" without the colon is a user name like any other.
         assert_eq!(Identity::classify("systemd-user").kind, IdentityKind::User);

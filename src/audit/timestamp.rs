@@ -63,7 +63,9 @@ pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
     }
     let offset_seconds = match bytes.get(position) {
         Some(b'Z' | b'z') if position + 1 == bytes.len() => 0,
-        Some(sign @ (b'+' | b'-')) if position + 6 == bytes.len() && bytes[position + 3] == b':' => {
+        Some(sign @ (b'+' | b'-'))
+            if position + 6 == bytes.len() && bytes[position + 3] == b':' =>
+        {
             let offset_hours = digits(position + 1..position + 3)?;
             let offset_minutes = digits(position + 4..position + 6)?;
             let magnitude = offset_hours * 3600 + offset_minutes * 60;
@@ -134,7 +136,11 @@ mod tests {
             "2000-03-01T00:00:00-05:30",
             "2022-11-29 00:09:04.38Z",
         ] {
-            assert_eq!(parse_rfc3339_micros(text), Some(chrono_micros(text)), "{text}");
+            assert_eq!(
+                parse_rfc3339_micros(text),
+                Some(chrono_micros(text)),
+                "{text}"
+            );
         }
     }
 

@@ -193,7 +193,12 @@ mod tests {
             evidence_audit_ids: vec!["abc".into()],
         };
         let json = serde_json::to_value(&anomaly).expect("serializable");
-        let keys: Vec<&str> = json.as_object().expect("object").keys().map(String::as_str).collect();
+        let keys: Vec<&str> = json
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(keys.len(), 12);
         assert_eq!(json["kind"], "rule");
         assert_eq!(json["severity"], "critical");

@@ -7,7 +7,10 @@
 
 use super::anomaly::{Anomaly, Severity};
 use super::eval::{evaluate, read_labels, render_table};
-use super::history::{ReplayOutcome, ReplayRange, WindowDetector, open_session, parse_time_argument, replay, replay_logs};
+use super::history::{
+    ReplayOutcome, ReplayRange, WindowDetector, open_session, parse_time_argument, replay,
+    replay_logs,
+};
 use super::incidents::{DEFAULT_GAP_MICROS, group};
 use super::live::DetectorOptions;
 use super::store::AnomalyStore;
@@ -69,7 +72,11 @@ impl ReplayArgs {
     }
 
     fn range(&self) -> ReplayRange {
-        ReplayRange { since: self.since, until: self.until, ..ReplayRange::default() }
+        ReplayRange {
+            since: self.since,
+            until: self.until,
+            ..ReplayRange::default()
+        }
     }
 }
 
@@ -131,16 +138,31 @@ pub fn window_detectors(_global: &GlobalOptions) -> Vec<Box<dyn WindowDetector>>
     Vec::new()
 }
 
-fn run_replay(replay_args: &ReplayArgs, global: &GlobalOptions) -> Result<ReplayOutcome, CommandError> {
+fn run_replay(
+    replay_args: &ReplayArgs,
+    global: &GlobalOptions,
+) -> Result<ReplayOutcome, CommandError> {
     let mut outcome = if replay_args.log.is_empty() {
         let connection = open_session(&global.data_dir)?;
         let mut detectors = window_detectors(global);
-        replay(&connection, &replay_args.detector_options(), &replay_args.range(), &mut detectors)?
+        replay(
+            &connection,
+            &replay_args.detector_options(),
+            &replay_args.range(),
+            &mut detectors,
+        )?
     } else {
-        replay_logs(&replay_args.log, &replay_args.detector_options(), replay_args.since, replay_args.until)?
+        replay_logs(
+            &replay_args.log,
+            &replay_args.detector_options(),
+            replay_args.since,
+            replay_args.until,
+        )?
     };
     if let Some(minimum) = replay_args.min_severity {
-        outcome.anomalies.retain(|anomaly| anomaly.severity >= minimum);
+        outcome
+            .anomalies
+            .retain(|anomaly| anomaly.severity >= minimum);
     }
     tracing::info!(
         events = outcome.events_read,
@@ -157,7 +179,11 @@ pub fn run_detect(args: &DetectArgs, global: &GlobalOptions) -> Result<(), Comma
     let outcome = run_replay(&args.replay, global)?;
     if args.store {
         let path = global.data_dir.join("catalog.duckdb");
-        let connection = duckdb::Connection::open(&path).map_err(|source| CommandError::Catalog { path: path.clone(), source })?;
+        let connection =
+            duckdb::Connection::open(&path).map_err(|source| CommandError::Catalog {
+                path: path.clone(),
+                source,
+            })?;
         let store = AnomalyStore::open(&connection, args.incident_gap_minutes.max(1) * 60_000_000)?;
         let inserted = store.record(&outcome.anomalies)?;
         tracing::info!(inserted, path = %path.display(), "anomalies stored");
@@ -165,7 +191,10 @@ pub fn run_detect(args: &DetectArgs, global: &GlobalOptions) -> Result<(), Comma
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.incidents {
-        let incidents = group(&outcome.anomalies, args.incident_gap_minutes.max(1) * 60_000_000);
+        let incidents = group(
+            &outcome.anomalies,
+            args.incident_gap_minutes.max(1) * 60_000_000,
+        );
         match args.format {
             OutputFormat::Jsonl => {
                 for incident in &incidents {
@@ -174,7 +203,11 @@ pub fn run_detect(args: &DetectArgs, global: &GlobalOptions) -> Result<(), Comma
                 }
             }
             OutputFormat::Table => {
-                writeln!(out, "{:<20} {:<20} {:<9} {:>4}  {:<40} title", "first_seen", "last_seen", "severity", "n", "identity")?;
+                writeln!(
+                    out,
+                    "{:<20} {:<20} {:<9} {:>4}  {:<40} title",
+                    "first_seen", "last_seen", "severity", "n", "identity"
+                )?;
                 for incident in &incidents {
                     writeln!(
                         out,
@@ -197,7 +230,11 @@ pub fn run_detect(args: &DetectArgs, global: &GlobalOptions) -> Result<(), Comma
                 }
             }
             OutputFormat::Table => {
-                writeln!(out, "{:<20} {:<9} {:<38} {:<40} title", "window_start", "severity", "detector", "identity")?;
+                writeln!(
+                    out,
+                    "{:<20} {:<9} {:<38} {:<40} title",
+                    "window_start", "severity", "detector", "identity"
+                )?;
                 for anomaly in &outcome.anomalies {
                     writeln!(
                         out,

@@ -393,19 +393,29 @@ pub(crate) fn cluster_condition(cluster: Option<&str>) -> String {
 /// observed, so history before `since` warms the detectors exactly as live
 /// operation would; anomalies whose window starts before `since` or at or
 /// after `until` are dropped. Lines that do not decode are counted and skipped.
-pub fn replay_logs(paths: &[std::path::PathBuf], options: &DetectorOptions, since: Option<i64>, until: Option<i64>) -> Result<ReplayOutcome> {
+pub fn replay_logs(
+    paths: &[std::path::PathBuf],
+    options: &DetectorOptions,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> Result<ReplayOutcome> {
     use std::io::BufRead;
     let mut detector = LiveDetector::new(options.clone());
-    let mut outcome = ReplayOutcome { since: i64::MAX, until: i64::MIN, ..ReplayOutcome::default() };
+    let mut outcome = ReplayOutcome {
+        since: i64::MAX,
+        until: i64::MIN,
+        ..ReplayOutcome::default()
+    };
     let mut undecodable = 0u64;
     for path in paths {
         let file = std::fs::File::open(path)
             .map_err(|error| HistoryError::Invalid(format!("{}: {error}", path.display())))?;
-        let reader: Box<dyn std::io::Read> = if path.extension().is_some_and(|extension| extension == "gz") {
-            Box::new(flate2::read::MultiGzDecoder::new(file))
-        } else {
-            Box::new(file)
-        };
+        let reader: Box<dyn std::io::Read> =
+            if path.extension().is_some_and(|extension| extension == "gz") {
+                Box::new(flate2::read::MultiGzDecoder::new(file))
+            } else {
+                Box::new(file)
+            };
         let mut lines = std::io::BufReader::with_capacity(1 << 20, reader);
         let mut line = Vec::new();
         loop {
@@ -430,7 +440,9 @@ pub fn replay_logs(paths: &[std::path::PathBuf], options: &DetectorOptions, sinc
             outcome.events_read += 1;
             outcome.since = outcome.since.min(event.ts);
             outcome.until = outcome.until.max(event.ts + 1);
-            outcome.anomalies.extend(detector.observe(&event, "default"));
+            outcome
+                .anomalies
+                .extend(detector.observe(&event, "default"));
         }
     }
     outcome.anomalies.extend(detector.finish());
@@ -439,17 +451,25 @@ pub fn replay_logs(paths: &[std::path::PathBuf], options: &DetectorOptions, sinc
     }
     if let Some(since) = since {
         outcome.since = since;
-        outcome.anomalies.retain(|anomaly| anomaly.window_start_micros() >= since);
+        outcome
+            .anomalies
+            .retain(|anomaly| anomaly.window_start_micros() >= since);
     }
     if let Some(until) = until {
         outcome.until = until;
-        outcome.anomalies.retain(|anomaly| anomaly.window_start_micros() < until);
+        outcome
+            .anomalies
+            .retain(|anomaly| anomaly.window_start_micros() < until);
     }
     if outcome.since > outcome.until {
         outcome.since = 0;
         outcome.until = 0;
     }
     outcome.silenced_by_habit = detector.silenced_by_habit();
-    outcome.anomalies.sort_by(|a, b| a.window_start.cmp(&b.window_start).then_with(|| a.id.cmp(&b.id)));
+    outcome.anomalies.sort_by(|a, b| {
+        a.window_start
+            .cmp(&b.window_start)
+            .then_with(|| a.id.cmp(&b.id))
+    });
     Ok(outcome)
 }

@@ -349,7 +349,7 @@ pub fn build_report_with(
                 },
             )?);
         }
-        first_seen.sort_by(|left, right| left.first_at.cmp(&right.first_at));
+        first_seen.sort_by_key(|seen| seen.first_at);
 
         let denied = read_denied(
             connection,

@@ -145,8 +145,15 @@ mod tests {
     #[test]
     fn duckdb_types_cover_every_arrow_column_in_order() {
         let schema = event_schema();
-        let names: Vec<&str> = schema.fields().iter().map(|field| field.name().as_str()).collect();
-        let typed: Vec<&str> = duckdb_column_types().into_iter().map(|(name, _)| name).collect();
+        let names: Vec<&str> = schema
+            .fields()
+            .iter()
+            .map(|field| field.name().as_str())
+            .collect();
+        let typed: Vec<&str> = duckdb_column_types()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
         assert_eq!(names, typed);
     }
 }

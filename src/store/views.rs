@@ -28,7 +28,8 @@ pub fn any_part_exists(events_dir: &Path) -> bool {
         entries.flatten().any(|entry| {
             let path = entry.path();
             if depth == 3 {
-                path.extension().is_some_and(|extension| extension == "parquet")
+                path.extension()
+                    .is_some_and(|extension| extension == "parquet")
             } else {
                 path.is_dir() && walk(&path, depth + 1)
             }
@@ -50,7 +51,11 @@ pub fn events_source(data_dir: &Path) -> String {
     } else {
         let columns: Vec<String> = duckdb_column_types()
             .into_iter()
-            .chain([("cluster", "VARCHAR"), ("date", "DATE"), ("hour", "INTEGER")])
+            .chain([
+                ("cluster", "VARCHAR"),
+                ("date", "DATE"),
+                ("hour", "INTEGER"),
+            ])
             .map(|(name, sql_type)| format!("CAST(NULL AS {sql_type}) AS {name}"))
             .collect();
         format!("(SELECT {} WHERE false)", columns.join(", "))
@@ -67,5 +72,8 @@ pub fn install_views(connection: &duckdb::Connection, data_dir: &Path) -> Result
     let sql = VIEWS_SQL.replace("{{EVENTS_SOURCE}}", &events_source(data_dir));
     connection
         .execute_batch(&sql)
-        .map_err(|source| StoreError::DuckDb { context: "creating the views of sql/views.sql".into(), source })
+        .map_err(|source| StoreError::DuckDb {
+            context: "creating the views of sql/views.sql".into(),
+            source,
+        })
 }
