@@ -1,11 +1,13 @@
 //! `auditlens serve`: starts the tasks and shuts them down in order.
 //!
-//! Reading, decoding, writing, detection and alert delivery run on plain
-//! threads (they block on files and DuckDB); the async runtime only waits for
-//! signals and serves the network endpoints (gRPC, metrics). Shutdown is
-//! ordered so nothing read is lost: stop reading → flush Parquet → write
-//! checkpoints (the pipeline's final flush commits) → drain detection → stop
-//! alert delivery → stop serving.
+//! Reading, decoding, writing, live detection (rules and novelty on every
+//! decoded event), model training and scoring (each closed window), the
+//! nightly report and alert delivery run on plain threads (they block on files
+//! and DuckDB), each with its own catalog session; the async runtime only
+//! waits for signals and serves the network endpoints (gRPC, metrics).
+//! Shutdown is ordered so nothing read is lost: stop reading → flush Parquet →
+//! write checkpoints (the pipeline's final flush commits) → drain detection →
+//! stop models and reports → stop alert delivery → stop serving.
 
 use crate::api::server::{ApiConfig, ApiState};
 use crate::api::status::{IngestFileStatus, IngestStatus, SharedIngestStatus};
@@ -14,7 +16,7 @@ use crate::cli::GlobalOptions;
 use crate::config::Config;
 use crate::detect::Anomaly;
 use crate::ingest::{IngestError, IngestStats, Pipeline, SourceTracker, Tailer};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -207,6 +209,33 @@ pub fn run_serve(
             .map_err(|error| DaemonError::Runtime(format!("starting alert delivery: {error}")))?
     };
 
+    // Models: scheduled training and scoring of each closed window; the
+    // nightly report. Both on their own blocking threads with their own
+    // catalog sessions.
+    let background_stop = Arc::new(AtomicBool::new(false));
+    let models = {
+        let connection = catalog.connection().map_err(store_error)?;
+        let data_dir = global.data_dir.clone();
+        let broadcast = anomaly_broadcast.clone();
+        let alert_wake = alert_wake.clone();
+        let stop = background_stop.clone();
+        std::thread::Builder::new()
+            .name("auditlens-models".into())
+            .spawn(move || run_models(connection, data_dir, broadcast, alert_wake, stop))
+            .map_err(|error| DaemonError::Runtime(format!("starting the model thread: {error}")))?
+    };
+    let reports = crate::report::ReportScheduler {
+        data_dir: global.data_dir.clone(),
+        cluster: config.cluster.clone(),
+        config: config.report.clone(),
+        metrics: Some(metrics.clone()),
+    }
+    .spawn(
+        catalog.connection().map_err(store_error)?,
+        background_stop.clone(),
+    )
+    .map_err(|error| DaemonError::Runtime(format!("starting the report thread: {error}")))?;
+
     let mut pipeline = Pipeline::start(
         settings,
         recovery.checkpoints,
@@ -243,6 +272,10 @@ pub fn run_serve(
     publish_ingest_status(&stats, &ingest_status);
     // 4. Detection drains what was decoded (its channel closed with the pipeline).
     let _ = detection.join();
+    // Model scoring and reports stop between their checks.
+    background_stop.store(true, Ordering::SeqCst);
+    let _ = models.join();
+    let _ = reports.join();
     // 5. Alert delivery makes one last round, then stops.
     alerts_running.store(false, Ordering::SeqCst);
     let _ = alert_wake.try_send(());
@@ -305,6 +338,136 @@ fn run_detection(
         }
     }
     record(detector.finish());
+}
+
+/// How long after a window closes the model scores it: the events of its
+/// last seconds must be flushed to Parquet first.
+const MODEL_SCORING_DELAY: Duration = Duration::from_secs(60);
+/// After a failed training, wait this long before the next attempt.
+const TRAINING_RETRY: Duration = Duration::from_secs(3600);
+
+/// Trains the models of `models/*.toml` (or the built-in specs) when they are
+/// missing, changed or due by their schedule, and scores every window that
+/// closes while the daemon runs. Anomalies go the way live ones go: catalog,
+/// Watch clients, alert delivery.
+fn run_models(
+    connection: duckdb::Connection,
+    data_dir: PathBuf,
+    broadcast: tokio::sync::broadcast::Sender<Anomaly>,
+    alert_wake: crossbeam_channel::Sender<()>,
+    stop: Arc<AtomicBool>,
+) {
+    use crate::model::{ModelRegistry, train::models_dir};
+    let store = match crate::detect::AnomalyStore::open(&connection, 30 * 60 * 1_000_000) {
+        Ok(store) => store,
+        Err(error) => {
+            tracing::error!(%error, "cannot open the anomaly store; model scoring is off");
+            return;
+        }
+    };
+    let specs_dir = std::env::var_os("AUDITLENS_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("models"));
+    let mut registry = ModelRegistry::load(&models_dir(&data_dir));
+    let mut next_training_attempt = Instant::now();
+    // Windows that closed before the start are `auditlens detect`'s job.
+    let mut scored_until = chrono::Utc::now();
+    while !stop.load(Ordering::SeqCst) {
+        if Instant::now() >= next_training_attempt {
+            next_training_attempt = Instant::now() + TRAINING_RETRY;
+            match train_due_models(&connection, &data_dir, &specs_dir, &registry) {
+                Ok(0) => {}
+                Ok(trained) => {
+                    tracing::info!(trained, "models trained");
+                    registry = ModelRegistry::load(&models_dir(&data_dir));
+                }
+                Err(error) => tracing::warn!(%error, "model training failed; retrying in an hour"),
+            }
+        }
+        let window = registry
+            .models()
+            .iter()
+            .map(|model| model.artifact.spec.window())
+            .min()
+            .unwrap_or_else(|| chrono::Duration::hours(1));
+        let delay = chrono::Duration::from_std(MODEL_SCORING_DELAY).unwrap_or_default();
+        let window_seconds = window.num_seconds().max(60);
+        // The end of the last whole window that is safe to score.
+        let now = chrono::Utc::now() - delay;
+        let aligned = now.timestamp() - now.timestamp().rem_euclid(window_seconds);
+        let closed_until = chrono::DateTime::from_timestamp(aligned, 0).unwrap_or(now);
+        if closed_until > scored_until {
+            if !registry.is_empty() {
+                let since = closed_until - window;
+                match crate::model::score_closed_window(
+                    &connection,
+                    &registry,
+                    since.max(scored_until),
+                    closed_until,
+                ) {
+                    Ok(anomalies) if !anomalies.is_empty() => {
+                        if let Err(error) = store.record(&anomalies) {
+                            tracing::error!(%error, "could not store model anomalies");
+                        }
+                        for anomaly in anomalies {
+                            let _ = broadcast.send(anomaly);
+                        }
+                        let _ = alert_wake.try_send(());
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "model scoring failed"),
+                }
+            }
+            scored_until = closed_until;
+        }
+        for _ in 0..100 {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Trains what the registry says is missing or stale, and any model whose
+/// schedule passed since it was trained. Returns how many were trained.
+fn train_due_models(
+    catalog: &duckdb::Connection,
+    data_dir: &Path,
+    specs_dir: &Path,
+    registry: &crate::model::ModelRegistry,
+) -> Result<usize, String> {
+    use crate::model::features::{feature_names, open_feature_session};
+    let session = open_feature_session(data_dir).map_err(|error| error.to_string())?;
+    let available = feature_names(&session).map_err(|error| error.to_string())?;
+    drop(session);
+    let specs =
+        crate::model::load_specs(specs_dir, &available).map_err(|error| error.to_string())?;
+    let now = chrono::Utc::now();
+    let mut due = registry.models_to_train(&specs);
+    for spec in &specs {
+        if let Some(model) = registry.get(&spec.name)
+            && spec.schedule.next_run_after(model.artifact.trained_at) <= now
+            && !due.contains(&spec.name)
+        {
+            due.push(spec.name.clone());
+        }
+    }
+    let mut trained = 0;
+    for name in due {
+        let options = crate::model::TrainOptions {
+            until: Some(now),
+            only_model: Some(name.clone()),
+            excluded_windows: Vec::new(),
+        };
+        let report = crate::model::train_all(data_dir, Some(catalog), &specs, &options)
+            .map_err(|error| error.to_string())?;
+        trained += report.trained.len();
+        for (name, error) in report.failed {
+            tracing::warn!(model = %name, %error, "model not trained");
+        }
+    }
+    Ok(trained)
 }
 
 fn run_alerts(

@@ -191,7 +191,11 @@ pub fn run(args: &DemoArgs, global: &GlobalOptions) -> Result<(), DemoError> {
         .join()
         .map_err(|_| DemoError::Daemon("the daemon thread panicked".into()))?;
     daemon_result.map_err(DemoError::Daemon)?;
-    let watch = watch?;
+    let mut watch = watch?;
+    // The exact count, from the Parquet history the daemon left.
+    if let Some(stored) = stored_events(&data_dir) {
+        watch.events_stored = stored;
+    }
 
     // The report of the attack day, from the stored history.
     let report_path = folder.join(format!("report-{attack_day}.html"));
@@ -239,7 +243,7 @@ pub fn run(args: &DemoArgs, global: &GlobalOptions) -> Result<(), DemoError> {
             .collect();
         let hits = planted.values().filter(|hit| **hit).count();
         println!(
-            "the simulator planted {} attack scenarios; auditlens raised anomalies for the attacker of {hits} of them",
+            "the simulator planted {} attack scenarios (audit/labels.jsonl); auditlens raised anomalies on the identity behind {hits} of them",
             planted.len()
         );
         let missed: Vec<&str> = planted
@@ -268,6 +272,16 @@ pub fn run(args: &DemoArgs, global: &GlobalOptions) -> Result<(), DemoError> {
         audit_dir.display()
     );
     Ok(())
+}
+
+/// `count(*)` over the stored events, or `None` if the query fails.
+fn stored_events(data_dir: &Path) -> Option<u64> {
+    use arrow::array::{Array, Int64Array};
+    let batches =
+        crate::store::local_query::run_query(data_dir, "SELECT count(*) FROM events").ok()?;
+    let column = batches.first()?.column(0).clone();
+    let counts = column.as_any().downcast_ref::<Int64Array>()?;
+    (!counts.is_empty()).then(|| counts.value(0).max(0) as u64)
 }
 
 /// What the watcher saw.

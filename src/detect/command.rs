@@ -132,10 +132,13 @@ pub enum CommandError {
     Output(#[from] std::io::Error),
 }
 
-/// The window detectors `detect` and `eval` run after the event replay. The
-/// model layer adds its scorer here.
-pub fn window_detectors(_global: &GlobalOptions) -> Vec<Box<dyn WindowDetector>> {
-    Vec::new()
+/// The window detectors `detect` and `eval` run after the event replay: the
+/// trained models of the data folder, if any.
+pub fn window_detectors(global: &GlobalOptions) -> Vec<Box<dyn WindowDetector>> {
+    crate::model::score::ModelDetector::load(&global.data_dir)
+        .into_iter()
+        .map(|detector| Box::new(detector) as Box<dyn WindowDetector>)
+        .collect()
 }
 
 fn run_replay(

@@ -445,3 +445,39 @@ pub fn score_closed_window(
 ) -> Result<Vec<Anomaly>> {
     score_range(connection, registry, window_start, window_end)
 }
+
+/// The model layer as a window detector of `auditlens detect` and `eval`:
+/// the models trained into `<data-dir>/models` score the stored windows of
+/// the replayed range, in the replay's own DuckDB session.
+pub struct ModelDetector {
+    registry: ModelRegistry,
+}
+
+impl ModelDetector {
+    /// `None` when no model has been trained yet (rules and novelty still run).
+    pub fn load(data_dir: &Path) -> Option<ModelDetector> {
+        let registry = ModelRegistry::load(&super::train::models_dir(data_dir));
+        (!registry.is_empty()).then_some(ModelDetector { registry })
+    }
+}
+
+impl crate::detect::history::WindowDetector for ModelDetector {
+    fn name(&self) -> &str {
+        "model"
+    }
+
+    fn detect(
+        &mut self,
+        connection: &duckdb::Connection,
+        since: i64,
+        until: i64,
+    ) -> std::result::Result<Vec<Anomaly>, String> {
+        let (Some(since), Some(until)) = (
+            DateTime::<Utc>::from_timestamp_micros(since),
+            DateTime::<Utc>::from_timestamp_micros(until),
+        ) else {
+            return Err(format!("window range {since}..{until} is out of range"));
+        };
+        score_range(connection, &self.registry, since, until).map_err(|error| error.to_string())
+    }
+}
