@@ -65,7 +65,18 @@ impl StopSignal {
 pub fn run_serve(
     args: &ServeArgs,
     global: &GlobalOptions,
+    config: Config,
+) -> Result<(), DaemonError> {
+    run_serve_until(args, global, config, StopSignal::default())
+}
+
+/// [`run_serve`] that also stops when `stop` is set by its caller (the demo
+/// stops the daemon once it has caught up with the simulation).
+pub fn run_serve_until(
+    args: &ServeArgs,
+    global: &GlobalOptions,
     mut config: Config,
+    stop: StopSignal,
 ) -> Result<(), DaemonError> {
     if let Some(directory) = &args.audit_dir {
         config.ingest.dir = directory.clone();
@@ -105,7 +116,6 @@ pub fn run_serve(
         tracker,
     )
     .map_err(IngestError::Config)?;
-    let stop = StopSignal::default();
     let store_error = |error: crate::store::StoreError| DaemonError::Runtime(error.to_string());
     let detection_connection = catalog.connection().map_err(store_error)?;
     let api_connection = catalog.connection().map_err(store_error)?;
@@ -463,9 +473,7 @@ fn train_due_models(
         let report = crate::model::train_all(data_dir, Some(catalog), &specs, &options)
             .map_err(|error| error.to_string())?;
         trained += report.trained.len();
-        for (name, error) in report.failed {
-            tracing::warn!(model = %name, %error, "model not trained");
-        }
+        // train_all has logged each model it could not train.
     }
     Ok(trained)
 }

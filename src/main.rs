@@ -71,7 +71,12 @@ struct SqlArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    auditlens::cli::init_logging(&cli.global);
+    // The demo's screen is its output: only errors unless asked (-v).
+    let mut logging = cli.global.clone();
+    if matches!(cli.command, Command::Demo(_)) && logging.verbose == 0 {
+        logging.quiet = true;
+    }
+    auditlens::cli::init_logging(&logging);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -359,8 +359,9 @@ pub fn load_specs(folder: &Path, available_features: &[String]) -> Result<Vec<Mo
             let text = std::fs::read_to_string(&path).map_err(ModelError::io(&path))?;
             sources.push((path, text));
         }
-    } else {
-        tracing::info!(folder = %folder.display(), "no models folder; using the built-in model specs");
+    }
+    if sources.is_empty() {
+        tracing::info!(folder = %folder.display(), "no model specs (*.toml) there; using the built-in model specs");
         sources = BUILTIN_SPECS
             .iter()
             .map(|(path, text)| (PathBuf::from(path), text.to_string()))
@@ -460,5 +461,17 @@ k_range = [2, 5]
         assert!(!is_count_feature("write_fraction"));
         assert!(!is_count_feature("hour_sin"));
         assert!(!is_count_feature("log_request_count"));
+    }
+
+    #[test]
+    fn an_empty_models_folder_means_the_built_in_specs() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        std::fs::write(folder.path().join("README.md"), "not a spec").expect("write");
+        // The real feature names, from the feature query over an empty folder.
+        let data = tempfile::tempdir().expect("data dir");
+        let session = crate::model::features::open_feature_session(data.path()).expect("session");
+        let features = crate::model::features::feature_names(&session).expect("feature names");
+        let specs = load_specs(folder.path(), &features).expect("built-in specs load");
+        assert_eq!(specs.len(), BUILTIN_SPECS.len());
     }
 }
