@@ -173,6 +173,12 @@ pub struct ModelSpec {
     /// are scored against every archetype with the population threshold.
     #[serde(default = "default_min_windows")]
     pub min_windows_per_identity: usize,
+    /// Whether identities without a profile are scored at all (against the
+    /// population). `false` treats them as still learning, like the novelty
+    /// layer: people have few windows each, and judging a newcomer against
+    /// everyone else's archetypes raised most of the model's false alarms.
+    #[serde(default = "default_true")]
+    pub score_unprofiled: bool,
     /// An archetype is "usual" for an identity when at least this share of its
     /// training windows fall in it.
     #[serde(default = "default_usual_share")]
