@@ -121,6 +121,17 @@ pub fn run_serve_until(
     let api_connection = catalog.connection().map_err(store_error)?;
     let metrics_connection = catalog.connection().map_err(store_error)?;
     let alerts_connection = catalog.connection().map_err(store_error)?;
+    // [[feedback.suppressions]] of the config apply from the first anomaly on.
+    let configured = crate::feedback::sync_config_suppressions(
+        &detection_connection,
+        &config.feedback,
+        &crate::feedback::SystemClock,
+    )
+    .map_err(|error| DaemonError::Runtime(format!("[feedback] suppressions: {error}")))?;
+    tracing::info!(
+        suppressions = configured.len(),
+        "config suppressions synced"
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -174,6 +185,13 @@ pub fn run_serve_until(
     // gRPC API.
     let (mut api_state, api_ready) = ApiState::new(&global.data_dir);
     api_state.catalog = Some(Arc::new(Mutex::new(api_connection)));
+    let models_dir = std::env::var_os("AUDITLENS_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("models"));
+    api_state.feedback.policy =
+        crate::feedback::ThresholdPolicy::load(&config.feedback, &models_dir).map_err(|error| {
+            DaemonError::Runtime(format!("[feedback] threshold bounds: {error}"))
+        })?;
     let ingest_status: SharedIngestStatus = api_state.ingest_status.clone();
     let anomaly_broadcast = api_state.anomalies.clone();
     let bound = runtime

@@ -172,7 +172,9 @@ impl AlertDispatcher {
     }
 
     /// Enqueues anomalies the catalog gained since the last call (by `seq`)
-    /// and incidents updated in the last two days. On the very first run the
+    /// and incidents updated in the last two days. Suppressed anomalies
+    /// (`suppressed_by` set, see `crate::feedback`) are skipped, and so are
+    /// incidents made only of them. On the very first run the
     /// cursor starts at the newest anomaly: history is not re-alerted.
     pub fn enqueue_from_catalog(&self) -> Result<usize> {
         let context = |what: &'static str| {
@@ -220,7 +222,7 @@ impl AlertDispatcher {
                     .prepare(
                         "SELECT seq, id, detector, kind, identity, cluster, epoch_us(window_start), epoch_us(window_end), severity, score, \
                                 title, to_json(reasons)::VARCHAR, to_json(evidence_audit_ids)::VARCHAR \
-                         FROM anomalies WHERE seq > ? ORDER BY seq",
+                         FROM anomalies WHERE seq > ? AND suppressed_by IS NULL ORDER BY seq",
                     )
                     .map_err(context("reading new anomalies"))?;
                 let rows = statement
@@ -296,7 +298,9 @@ impl AlertDispatcher {
                 .prepare(
                     "SELECT id, identity, cluster, severity, title, epoch_us(first_seen), epoch_us(last_seen), anomaly_count, \
                             to_json(detectors)::VARCHAR \
-                     FROM incidents WHERE updated_at >= now()::TIMESTAMP - INTERVAL 2 DAY ORDER BY updated_at",
+                     FROM incidents WHERE updated_at >= now()::TIMESTAMP - INTERVAL 2 DAY \
+                     AND EXISTS (SELECT 1 FROM anomalies a WHERE a.incident_id = incidents.id AND a.suppressed_by IS NULL) \
+                     ORDER BY updated_at",
                 )
                 .map_err(context("reading recent incidents"))?;
             let incidents: Vec<IncidentAlert> = statement

@@ -564,4 +564,27 @@ impl AuditLens for AuditLensService {
         log.set_outcome("Unimplemented");
         Err(rbac_unimplemented("RecommendRole"))
     }
+
+    async fn triage_incident(
+        &self,
+        request: Request<proto::TriageIncidentRequest>,
+    ) -> Result<Response<proto::TriageIncidentResponse>, Status> {
+        let log = RequestLog::start("TriageIncident", &request);
+        let body = request.into_inner();
+        let result = match (
+            self.catalog(),
+            crate::feedback::api::verdict_from_request(&body),
+        ) {
+            (Err(error), _) => Err(error.into()),
+            (_, Err(error)) => Err(ApiError::from(error).into()),
+            (Ok(catalog), Ok(verdict)) => {
+                let context = self.state.feedback.clone();
+                blocking(move || crate::feedback::api::triage(&catalog, &verdict, &context))
+                    .await
+                    .map(Response::new)
+            }
+        };
+        log.finish(&result);
+        result
+    }
 }

@@ -186,6 +186,30 @@ pub struct ModelSpec {
     /// Seed of every random choice in training (reproducible models).
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Bounds of automatic threshold changes after benign verdicts (issue 9,
+    /// `src/feedback/learning.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<SpecFeedback>,
+}
+
+/// `[feedback]` of a model spec: how far verdicts may raise this model's
+/// threshold. Scores are multiples of the model's own limit (1.0 = the limit
+/// training set), so `score_bound = 1.5` means a window half again as far
+/// as the limit always alerts, whatever people said.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFeedback {
+    #[serde(default = "default_score_bound")]
+    pub score_bound: f64,
+    #[serde(default = "default_score_step")]
+    pub score_step: f64,
+}
+
+fn default_score_bound() -> f64 {
+    1.5
+}
+fn default_score_step() -> f64 {
+    0.1
 }
 
 fn default_true() -> bool {
@@ -272,6 +296,17 @@ impl ModelSpec {
             return Err(invalid(format!(
                 "threshold_percentile {} must be in (0, 100]",
                 spec.threshold_percentile
+            )));
+        }
+        if let Some(feedback) = &spec.feedback
+            && !(feedback.score_bound >= 1.0
+                && feedback.score_bound <= 10.0
+                && feedback.score_step > 0.0
+                && feedback.score_step <= feedback.score_bound)
+        {
+            return Err(invalid(format!(
+                "[feedback] score_bound {} must be 1 to 10 and score_step {} in (0, score_bound]",
+                feedback.score_bound, feedback.score_step
             )));
         }
         if !(spec.usual_share > 0.0 && spec.usual_share <= 1.0) {

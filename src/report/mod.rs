@@ -13,6 +13,7 @@
 
 mod build;
 mod charts;
+mod feedback_section;
 mod html;
 mod markdown;
 mod model;
