@@ -99,6 +99,29 @@ pub fn run_serve_until(
             ))
         })?;
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("auditlens-async")
+        .build()
+        .map_err(|error| DaemonError::Runtime(format!("starting the async runtime: {error}")))?;
+    // Signals set the stop flag from now on. Installed before start-up
+    // recovery (which can take a while: repairing corrupt parts re-reads
+    // their sources), so a SIGTERM then is a clean stop once recovery is done,
+    // not the default action (killed mid-way, exit status 143).
+    let signals = {
+        let _entered = runtime.enter();
+        ShutdownSignals::install()
+    };
+    {
+        let stop = stop.clone();
+        let run_for = args.run_for_seconds;
+        runtime.spawn(async move {
+            wait_for_shutdown(signals, run_for).await;
+            tracing::info!("shutdown requested: stop reading, flush, checkpoint, stop serving");
+            stop.stop();
+        });
+    }
     let setup = crate::ingest::prepare(&global.data_dir, &config, true)?;
     let crate::ingest::IngestSetup {
         lock,
@@ -133,23 +156,6 @@ pub fn run_serve_until(
         "config suppressions synced"
     );
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("auditlens-async")
-        .build()
-        .map_err(|error| DaemonError::Runtime(format!("starting the async runtime: {error}")))?;
-
-    // Signals (and the optional run time) set the stop flag.
-    {
-        let stop = stop.clone();
-        let run_for = args.run_for_seconds;
-        runtime.spawn(async move {
-            wait_for_shutdown(run_for).await;
-            tracing::info!("shutdown requested: stop reading, flush, checkpoint, stop serving");
-            stop.stop();
-        });
-    }
     let (serving_stop, serving_stopped) = tokio::sync::watch::channel(false);
     let shutdown_future = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
         let _ = receiver.wait_for(|stopped| *stopped).await;
@@ -558,19 +564,45 @@ fn publish_ingest_status(stats: &IngestStats, shared: &SharedIngestStatus) {
     }
 }
 
-async fn wait_for_shutdown(run_for_seconds: Option<u64>) {
-    use tokio::signal::unix::{SignalKind, signal};
+/// SIGINT and SIGTERM handlers, installed at once: a signal that arrives
+/// before anything waits on them is kept, not lost.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Must run inside the runtime (`Runtime::enter`).
+    fn install() -> Option<ShutdownSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(interrupt), Ok(terminate)) => Some(ShutdownSignals {
+                interrupt,
+                terminate,
+            }),
+            _ => {
+                tracing::error!("cannot install signal handlers; stop with SIGKILL only");
+                None
+            }
+        }
+    }
+}
+
+async fn wait_for_shutdown(signals: Option<ShutdownSignals>, run_for_seconds: Option<u64>) {
     let timer = async {
         match run_for_seconds {
             Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
             None => std::future::pending::<()>().await,
         }
     };
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL only");
+    let Some(ShutdownSignals {
+        mut interrupt,
+        mut terminate,
+    }) = signals
+    else {
         timer.await;
         return;
     };
@@ -605,7 +637,17 @@ impl FolderWatcher {
             return;
         }
         let wake = self.wake.clone();
-        let created = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+        let created = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Opening, reading and closing a file without writing (the daemon's
+            // own reads among them) changes nothing to read: waking on those
+            // made every scan that opens a file trigger the next one at once,
+            // a busy loop. A writer closing its file still wakes.
+            if let Ok(event) = &event
+                && let notify::EventKind::Access(access) = event.kind
+                && access != notify::event::AccessKind::Close(notify::event::AccessMode::Write)
+            {
+                return;
+            }
             // A full channel already holds a wake-up: dropping this one is fine.
             let _ = wake.try_send(());
         });

@@ -203,8 +203,7 @@ impl AuditLens for AuditLensService {
         };
         let (sender, receiver) = mpsc::channel::<Result<proto::QueryResponse, Status>>(4);
         tokio::spawn(async move {
-            let _admission = admission;
-            let Ok(_running) = running.acquire_owned().await else {
+            let Ok(running) = running.acquire_owned().await else {
                 return;
             };
             let error_sender = sender.clone();
@@ -270,6 +269,11 @@ impl AuditLens for AuditLensService {
                     Err(Status::internal(format!("query worker failed: {error}")))
                 }
             };
+            // The query's work is over (the DuckDB sandbox is closed): free
+            // its slots before the client can see the end of the stream, so
+            // a query sent right after that end is admitted.
+            drop(running);
+            drop(admission);
             let _ = error_sender.send(final_message).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
