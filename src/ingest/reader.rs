@@ -135,6 +135,14 @@ impl LineReader {
         self.handle.metadata().map(|meta| meta.len())
     }
 
+    /// (device, inode) of the open file: which file this reader reads,
+    /// whatever its path names by now.
+    pub fn file_key(&self) -> std::io::Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self.handle.metadata()?;
+        Ok((meta.dev(), meta.ino()))
+    }
+
     /// The first `length` bytes of the open plain file now (fewer if it is
     /// shorter), read through the handle: the inode being read, even after
     /// its path was renamed, deleted or replaced. `None` for a gzip, which is
@@ -420,6 +428,12 @@ mod tests {
         write(&path, b"first line\nsecond line\n");
         let reader = LineReader::open(&path, 0, 1024).expect("open");
         assert_eq!(reader.head(5).expect("head"), Some(b"first".to_vec()));
+        let key = {
+            use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(&path).expect("stat");
+            (meta.dev(), meta.ino())
+        };
+        assert_eq!(reader.file_key().expect("key"), key);
         // Renamed away, then cut and rewritten in place (copy-truncate).
         let moved = directory.path().join("audit-old.log");
         std::fs::rename(&path, &moved).expect("rename");

@@ -469,14 +469,26 @@ impl Tailer {
                 // Another handle already reads this source (a rotated file and its .gz).
                 continue;
             }
-            if !is_gzip && resume_offset > file.len {
-                // Holds less than was read of its source already (an older
-                // copy, or a copy still being written): nothing to read until
-                // it changes.
-                self.settled.insert(file.key, (file.len, file.modified));
-                continue;
-            }
             match LineReader::open(&file.path, resume_offset, CHUNK_BYTES) {
+                Ok(reader)
+                    if reader.file_key().ok() != Some(file.key) || !same_content(&reader, &tag) =>
+                {
+                    // The path names another file than the one listed or
+                    // identified: it was rotated in between (rename, new live
+                    // file). Keeping this handle under the listed file's key
+                    // would read the new file in its place and then take the
+                    // listed one as read (its lines lost). Look again at the
+                    // next scan.
+                    tracing::debug!(file = %file.path.display(), "file replaced while being opened; looking again");
+                }
+                Ok(reader)
+                    if !is_gzip && reader.file_len().is_ok_and(|len| len < resume_offset) =>
+                {
+                    // Holds less than was read of its source already (an older
+                    // copy, or a copy still being written): nothing to read
+                    // until it changes.
+                    self.settled.insert(file.key, (file.len, file.modified));
+                }
                 Ok(reader) => {
                     self.active.insert(
                         file.key,
