@@ -73,6 +73,8 @@ pub enum FeedbackError {
     CatalogBusy { path: std::path::PathBuf },
     #[error(transparent)]
     Api(#[from] crate::api::ApiError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 pub type Result<T, E = FeedbackError> = std::result::Result<T, E>;
