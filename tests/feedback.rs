@@ -558,11 +558,12 @@ fn a_week_of_verdicts_halves_false_incidents_and_keeps_every_attack() {
     let seed = std::env::var("AUDITLENS_FEEDBACK_SEED").unwrap_or_else(|_| "1".into());
     let rate = std::env::var("AUDITLENS_FEEDBACK_RATE").unwrap_or_else(|_| "0.5".into());
     // People keep their natural pace whatever the rate (docs/SIMULATOR.md):
-    // the benign look-alikes come from them, and their number scales with
-    // the identities, the cost with the rate. 100 identities (about 20
-    // people) give a week with some fifteen false incidents to remove.
+    // the benign look-alikes come from them, their number scales with the
+    // identities, the cost with the rate. At 200 identities (about 40
+    // people) the days after the first verdicts hold some ten false
+    // incidents without feedback; at 50, one or two.
     let identities =
-        std::env::var("AUDITLENS_FEEDBACK_IDENTITIES").unwrap_or_else(|_| "100".into());
+        std::env::var("AUDITLENS_FEEDBACK_IDENTITIES").unwrap_or_else(|_| "200".into());
     let output = Command::new(common::binary())
         .args([
             "simulate",
