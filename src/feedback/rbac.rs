@@ -677,7 +677,7 @@ pub fn check_applied(
                             &recommendation.rules,
                         )
                     };
-                    (!outside.is_empty()).then(|| GrantBeyond {
+                    (!outside.is_empty()).then_some(GrantBeyond {
                         binding: grant.binding,
                         role: grant.role,
                         namespace: grant.namespace,

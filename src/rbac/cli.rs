@@ -25,19 +25,32 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error(transparent)]
-    Rbac(#[from] RbacError),
+    /// Boxed: an RBAC error carries DuckDB and I/O errors with their context.
+    Rbac(Box<RbacError>),
     #[error(transparent)]
     Gate(#[from] FindingsGate),
     #[error("{0}")]
     Usage(String),
-    #[error(transparent)]
-    Feedback(#[from] crate::feedback::FeedbackError),
+}
+
+impl From<RbacError> for CommandError {
+    fn from(error: RbacError) -> CommandError {
+        CommandError::Rbac(Box::new(error))
+    }
+}
+
+/// The catalog side of RBAC feedback (`rbac accept`, `--mark-applied`):
+/// its message, exit code 1 like every other RBAC error.
+impl From<crate::feedback::FeedbackError> for CommandError {
+    fn from(error: crate::feedback::FeedbackError) -> CommandError {
+        RbacError::Invalid(error.to_string()).into()
+    }
 }
 
 impl CommandError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CommandError::Rbac(_) | CommandError::Feedback(_) => 1,
+            CommandError::Rbac(_) => 1,
             CommandError::Usage(_) => 2,
             CommandError::Gate(_) => FindingsGate::EXIT_CODE,
         }
