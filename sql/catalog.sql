@@ -61,3 +61,61 @@ CREATE TABLE IF NOT EXISTS part_sources (
     end_offset BIGINT NOT NULL,         -- exclusive end of the last line
     rows BIGINT NOT NULL
 );
+
+-- ---------------------------------------------------------------- feedback
+-- The feedback loop (src/feedback): what people said about anomalies and
+-- incidents, the suppressions they asked for, and the thresholds that moved
+-- because of them. All three are append-only histories: current state is a
+-- query over them, nothing is overwritten or deleted.
+
+-- Set when an anomaly is recorded: the suppression (`sup-…`) or learnt
+-- threshold (`thr-…`) that kept it from alerting. NULL: it alerts. Suppressed
+-- anomalies are stored and counted like any other.
+ALTER TABLE anomalies ADD COLUMN IF NOT EXISTS suppressed_by VARCHAR;
+
+-- Every triage verdict, in order. The current state of an incident is its
+-- latest row; an anomaly's is the latest of its own rows and its incident's
+-- rows given after the anomaly was stored.
+CREATE SEQUENCE IF NOT EXISTS triage_seq START 1;
+CREATE TABLE IF NOT EXISTS triage_events (
+    seq BIGINT NOT NULL DEFAULT nextval('triage_seq'),
+    subject_kind VARCHAR NOT NULL,      -- incident | anomaly
+    subject_id VARCHAR NOT NULL,
+    state VARCHAR NOT NULL,             -- open | acknowledged | resolved_true_positive | resolved_benign
+    reason VARCHAR,                     -- mandatory for resolved_benign
+    actor VARCHAR NOT NULL,
+    decided_at TIMESTAMP NOT NULL
+);
+
+-- "Detector D for identity/namespace/source pattern P is expected", with a
+-- reason, an owner and an expiry. Patterns are globs (`*`, `?`); a NULL
+-- namespace or source pattern matches anything. Config-file suppressions are
+-- synced here at start (origin `config`); removing one from the file retires it.
+CREATE TABLE IF NOT EXISTS suppressions (
+    id VARCHAR NOT NULL PRIMARY KEY,
+    detector VARCHAR NOT NULL,          -- a detector, or a prefix ending in `*`
+    identity_pattern VARCHAR NOT NULL,
+    namespace_pattern VARCHAR,
+    source_pattern VARCHAR,
+    reason VARCHAR NOT NULL,
+    owner VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    expires_at TIMESTAMP NOT NULL,
+    origin VARCHAR NOT NULL,            -- verdict:<triage seq> | config
+    retired_at TIMESTAMP                -- config entry removed from the file
+);
+
+-- Every automatic threshold change, with why. The threshold in force for a
+-- (detector, identity) is the newest row; identity `*` is the detector-wide one.
+-- Anomalies scoring below it are stored and marked `suppressed_by = id`.
+CREATE TABLE IF NOT EXISTS threshold_changes (
+    id VARCHAR NOT NULL PRIMARY KEY,
+    detector VARCHAR NOT NULL,
+    identity VARCHAR NOT NULL,          -- an identity, or `*` for every identity
+    old_min_score DOUBLE NOT NULL,
+    new_min_score DOUBLE NOT NULL,
+    bound DOUBLE NOT NULL,              -- the highest it may go (model spec / [feedback.thresholds])
+    benign_verdicts BIGINT NOT NULL,    -- verdicts that moved it
+    reason VARCHAR NOT NULL,
+    changed_at TIMESTAMP NOT NULL
+);

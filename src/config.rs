@@ -38,6 +38,7 @@ pub struct Config {
     pub api: ApiSection,
     pub report: crate::report::ReportConfig,
     pub alerts: crate::alerts::AlertsConfig,
+    pub feedback: crate::feedback::FeedbackConfig,
 }
 
 impl Default for Config {
@@ -49,6 +50,7 @@ impl Default for Config {
             api: ApiSection::default(),
             report: crate::report::ReportConfig::default(),
             alerts: crate::alerts::AlertsConfig::default(),
+            feedback: crate::feedback::FeedbackConfig::default(),
         }
     }
 }
@@ -236,6 +238,7 @@ impl Config {
         self.alerts
             .validate()
             .map_err(|error| ConfigError::Invalid(error.to_string()))?;
+        self.feedback.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

@@ -65,7 +65,18 @@ impl StopSignal {
 pub fn run_serve(
     args: &ServeArgs,
     global: &GlobalOptions,
+    config: Config,
+) -> Result<(), DaemonError> {
+    run_serve_until(args, global, config, StopSignal::default())
+}
+
+/// [`run_serve`] that also stops when `stop` is set by its caller (the demo
+/// stops the daemon once it has caught up with the simulation).
+pub fn run_serve_until(
+    args: &ServeArgs,
+    global: &GlobalOptions,
     mut config: Config,
+    stop: StopSignal,
 ) -> Result<(), DaemonError> {
     if let Some(directory) = &args.audit_dir {
         config.ingest.dir = directory.clone();
@@ -88,6 +99,29 @@ pub fn run_serve(
             ))
         })?;
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("auditlens-async")
+        .build()
+        .map_err(|error| DaemonError::Runtime(format!("starting the async runtime: {error}")))?;
+    // Signals set the stop flag from now on. Installed before start-up
+    // recovery (which can take a while: repairing corrupt parts re-reads
+    // their sources), so a SIGTERM then is a clean stop once recovery is done,
+    // not the default action (killed mid-way, exit status 143).
+    let signals = {
+        let _entered = runtime.enter();
+        ShutdownSignals::install()
+    };
+    {
+        let stop = stop.clone();
+        let run_for = args.run_for_seconds;
+        runtime.spawn(async move {
+            wait_for_shutdown(signals, run_for).await;
+            tracing::info!("shutdown requested: stop reading, flush, checkpoint, stop serving");
+            stop.stop();
+        });
+    }
     let setup = crate::ingest::prepare(&global.data_dir, &config, true)?;
     let crate::ingest::IngestSetup {
         lock,
@@ -105,30 +139,23 @@ pub fn run_serve(
         tracker,
     )
     .map_err(IngestError::Config)?;
-    let stop = StopSignal::default();
     let store_error = |error: crate::store::StoreError| DaemonError::Runtime(error.to_string());
     let detection_connection = catalog.connection().map_err(store_error)?;
     let api_connection = catalog.connection().map_err(store_error)?;
     let metrics_connection = catalog.connection().map_err(store_error)?;
     let alerts_connection = catalog.connection().map_err(store_error)?;
+    // [[feedback.suppressions]] of the config apply from the first anomaly on.
+    let configured = crate::feedback::sync_config_suppressions(
+        &detection_connection,
+        &config.feedback,
+        &crate::feedback::SystemClock,
+    )
+    .map_err(|error| DaemonError::Runtime(format!("[feedback] suppressions: {error}")))?;
+    tracing::info!(
+        suppressions = configured.len(),
+        "config suppressions synced"
+    );
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("auditlens-async")
-        .build()
-        .map_err(|error| DaemonError::Runtime(format!("starting the async runtime: {error}")))?;
-
-    // Signals (and the optional run time) set the stop flag.
-    {
-        let stop = stop.clone();
-        let run_for = args.run_for_seconds;
-        runtime.spawn(async move {
-            wait_for_shutdown(run_for).await;
-            tracing::info!("shutdown requested: stop reading, flush, checkpoint, stop serving");
-            stop.stop();
-        });
-    }
     let (serving_stop, serving_stopped) = tokio::sync::watch::channel(false);
     let shutdown_future = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
         let _ = receiver.wait_for(|stopped| *stopped).await;
@@ -164,6 +191,13 @@ pub fn run_serve(
     // gRPC API.
     let (mut api_state, api_ready) = ApiState::new(&global.data_dir);
     api_state.catalog = Some(Arc::new(Mutex::new(api_connection)));
+    let models_dir = std::env::var_os("AUDITLENS_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("models"));
+    api_state.feedback.policy =
+        crate::feedback::ThresholdPolicy::load(&config.feedback, &models_dir).map_err(|error| {
+            DaemonError::Runtime(format!("[feedback] threshold bounds: {error}"))
+        })?;
     let ingest_status: SharedIngestStatus = api_state.ingest_status.clone();
     let anomaly_broadcast = api_state.anomalies.clone();
     let bound = runtime
@@ -463,9 +497,7 @@ fn train_due_models(
         let report = crate::model::train_all(data_dir, Some(catalog), &specs, &options)
             .map_err(|error| error.to_string())?;
         trained += report.trained.len();
-        for (name, error) in report.failed {
-            tracing::warn!(model = %name, %error, "model not trained");
-        }
+        // train_all has logged each model it could not train.
     }
     Ok(trained)
 }
@@ -532,19 +564,45 @@ fn publish_ingest_status(stats: &IngestStats, shared: &SharedIngestStatus) {
     }
 }
 
-async fn wait_for_shutdown(run_for_seconds: Option<u64>) {
-    use tokio::signal::unix::{SignalKind, signal};
+/// SIGINT and SIGTERM handlers, installed at once: a signal that arrives
+/// before anything waits on them is kept, not lost.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Must run inside the runtime (`Runtime::enter`).
+    fn install() -> Option<ShutdownSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(interrupt), Ok(terminate)) => Some(ShutdownSignals {
+                interrupt,
+                terminate,
+            }),
+            _ => {
+                tracing::error!("cannot install signal handlers; stop with SIGKILL only");
+                None
+            }
+        }
+    }
+}
+
+async fn wait_for_shutdown(signals: Option<ShutdownSignals>, run_for_seconds: Option<u64>) {
     let timer = async {
         match run_for_seconds {
             Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
             None => std::future::pending::<()>().await,
         }
     };
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL only");
+    let Some(ShutdownSignals {
+        mut interrupt,
+        mut terminate,
+    }) = signals
+    else {
         timer.await;
         return;
     };
@@ -579,7 +637,17 @@ impl FolderWatcher {
             return;
         }
         let wake = self.wake.clone();
-        let created = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+        let created = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Opening, reading and closing a file without writing (the daemon's
+            // own reads among them) changes nothing to read: waking on those
+            // made every scan that opens a file trigger the next one at once,
+            // a busy loop. A writer closing its file still wakes.
+            if let Ok(event) = &event
+                && let notify::EventKind::Access(access) = event.kind
+                && access != notify::event::AccessKind::Close(notify::event::AccessMode::Write)
+            {
+                return;
+            }
             // A full channel already holds a wake-up: dropping this one is fine.
             let _ = wake.try_send(());
         });

@@ -34,8 +34,9 @@ pub struct DemoArgs {
     /// from an earlier demo is reset; any other non-empty folder is refused.
     #[arg(long, default_value = "demo")]
     pub dir: PathBuf,
-    /// Real seconds of simulation (about 2.5 simulated days pass in them).
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(20..=3600))]
+    /// Real seconds the simulation lasts (about 2.5 simulated days pass in
+    /// them); the daemon then catches up and stops.
+    #[arg(long, default_value_t = 45, value_parser = clap::value_parser!(u64).range(20..=3600))]
     pub seconds: u64,
     /// Keep the daemon serving after the report, until Ctrl-C.
     #[arg(long)]
@@ -137,12 +138,7 @@ pub fn run(args: &DemoArgs, global: &GlobalOptions) -> Result<(), DemoError> {
         simulation_stop.clone(),
     )?;
 
-    let run_for = if args.keep_running {
-        None
-    } else {
-        Some(args.seconds)
-    };
-    let mut serve_argv: Vec<String> = vec![
+    let serve_argv: Vec<String> = vec![
         "serve".into(),
         "--audit-dir".into(),
         audit_dir.to_string_lossy().into_owned(),
@@ -151,10 +147,6 @@ pub fn run(args: &DemoArgs, global: &GlobalOptions) -> Result<(), DemoError> {
         "--grpc-listen".into(),
         format!("127.0.0.1:{grpc}"),
     ];
-    if let Some(seconds) = run_for {
-        serve_argv.push("--run-for-seconds".into());
-        serve_argv.push(seconds.to_string());
-    }
     let serve = ServeCommand::try_parse_from(&serve_argv)
         .map_err(|error| DemoError::Daemon(error.to_string()))?
         .serve;
@@ -171,20 +163,35 @@ pub fn run(args: &DemoArgs, global: &GlobalOptions) -> Result<(), DemoError> {
         quiet: true,
     };
     let report_config = daemon_config.clone();
-    let daemon = std::thread::Builder::new()
-        .name("auditlens-demo-daemon".into())
-        .spawn(move || {
-            crate::daemon::run_serve(&serve, &daemon_global, daemon_config)
-                .map_err(|error| error.to_string())
-        })
-        .map_err(|error| DemoError::Daemon(error.to_string()))?;
+    let daemon_stop = crate::daemon::StopSignal::default();
+    let daemon = {
+        let stop = daemon_stop.clone();
+        std::thread::Builder::new()
+            .name("auditlens-demo-daemon".into())
+            .spawn(move || {
+                crate::daemon::run_serve_until(&serve, &daemon_global, daemon_config, stop)
+                    .map_err(|error| error.to_string())
+            })
+            .map_err(|error| DemoError::Daemon(error.to_string()))?
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|error| DemoError::Daemon(error.to_string()))?;
-    let watch = runtime.block_on(watch_until_daemon_stops(grpc, &daemon, args.keep_running));
+    let give_up_after = Duration::from_secs(args.seconds * 3);
+    let watch = runtime.block_on(watch(
+        grpc,
+        &daemon,
+        &simulation,
+        &daemon_stop,
+        args.keep_running,
+        give_up_after,
+    ));
+    // Stops the daemon in order (stop reading, flush, checkpoint, stop
+    // serving) if the watcher did not; a no-op after Ctrl-C.
+    daemon_stop.stop();
     simulation_stop.store(true, Ordering::SeqCst);
     let simulated = simulation.join()?;
     let daemon_result = daemon
@@ -293,10 +300,16 @@ struct Watched {
     events_stored: u64,
 }
 
-async fn watch_until_daemon_stops(
+/// Prints anomalies as they arrive under a progress line until the daemon has
+/// caught up with the finished simulation (then stops it, unless
+/// `keep_running`), or until the daemon stops (Ctrl-C).
+async fn watch(
     port: u16,
     daemon: &std::thread::JoinHandle<Result<(), String>>,
+    simulation: &crate::simulate::LiveHandle,
+    daemon_stop: &crate::daemon::StopSignal,
     keep_running: bool,
+    give_up_after: Duration,
 ) -> Result<Watched, DemoError> {
     let options = ClientOptions {
         server: format!("http://127.0.0.1:{port}"),
@@ -339,6 +352,7 @@ async fn watch_until_daemon_stops(
         Duration::from_secs(10)
     });
     let mut progress_shown = false;
+    let mut caught_up_said = false;
     let started = Instant::now();
     loop {
         tokio::select! {
@@ -368,7 +382,21 @@ async fn watch_until_daemon_stops(
                 }
                 if let Ok(status) = status_client.get_ingest_status(proto::GetIngestStatusRequest::default()).await {
                     let status = status.into_inner();
+                    let settled = status.events_stored == watched.events_stored;
                     watched.events_stored = status.events_stored;
+                    let caught_up = simulation.is_finished() && status.lag_bytes == 0 && settled;
+                    if !caught_up_said && (caught_up || started.elapsed() > give_up_after) {
+                        caught_up_said = true;
+                        if keep_running {
+                            if progress_shown && terminal {
+                                println!();
+                                progress_shown = false;
+                            }
+                            println!("the simulation is over and stored; the daemon keeps serving until Ctrl-C");
+                        } else {
+                            daemon_stop.stop();
+                        }
+                    }
                     let line = format!(
                         "[{:>4.0}s] {} events stored, lag {:.1} s, {} anomalies in {} incidents",
                         started.elapsed().as_secs_f64(),

@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod detect;
+pub mod feedback;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

@@ -59,6 +59,8 @@ enum Command {
     ApiServe(auditlens::api::cli::ApiServeArgs),
     /// Train the per-identity behaviour models on stored history.
     Train(auditlens::model::TrainArgs),
+    /// Give a verdict on an incident: --ack, --true-positive, --benign --reason TEXT [--suppress 30d], --reopen.
+    Triage(auditlens::feedback::TriageArgs),
 }
 
 #[derive(clap::Args)]
@@ -71,7 +73,12 @@ struct SqlArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    auditlens::cli::init_logging(&cli.global);
+    // The demo's screen is its output: only errors unless asked (-v).
+    let mut logging = cli.global.clone();
+    if matches!(cli.command, Command::Demo(_)) && logging.verbose == 0 {
+        logging.quiet = true;
+    }
+    auditlens::cli::init_logging(&logging);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -147,7 +154,17 @@ fn run(cli: Cli) -> Result<()> {
         Command::Simulate(args) => {
             auditlens::simulate::run(args, &global)?;
         }
-        Command::Detect(args) => auditlens::detect::run_detect(&args, &global)?,
+        Command::Detect(args) => {
+            if args.store && global.config.is_some() {
+                // The config file's [[feedback.suppressions]] apply to what is stored.
+                let config = load_config(&global)?;
+                auditlens::feedback::suppression::sync_config_suppressions_in(
+                    &global.data_dir,
+                    &config.feedback,
+                )?;
+            }
+            auditlens::detect::run_detect(&args, &global)?
+        }
         Command::Eval(args) => auditlens::detect::run_eval(&args, &global)?,
         Command::Rbac(args) => auditlens::rbac::run(args, &global)?,
         Command::Guard(args) => auditlens::rbac::run_guard(args, &global)?,
@@ -164,6 +181,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::ApiServe(args) => auditlens::api::cli::run_api_serve(args, &global)?,
         Command::Demo(args) => auditlens::demo::run(&args, &global)?,
         Command::Train(args) => auditlens::model::run(args, &global)?,
+        Command::Triage(args) => {
+            let config = load_config(&global)?;
+            auditlens::feedback::run_triage(&args, &global, &config)?;
+        }
     }
     Ok(())
 }

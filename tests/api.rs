@@ -201,17 +201,22 @@ fn concurrent_queries_beyond_the_limit_are_resource_exhausted() {
             .err()
             .expect("second query refused");
         assert_eq!(refused.code(), Code::ResourceExhausted);
-        // The schema may come first; the stream then ends with the time limit.
+        // The stream starts with the schema (known once the statement is
+        // prepared, before it runs); the time limit then ends it with
+        // DEADLINE_EXCEEDED before the single aggregate row or a summary.
+        let mut parts = Vec::new();
         let ended = loop {
             match slow_stream.message().await {
-                Ok(Some(_)) => continue,
-                other => break other,
+                Ok(Some(message)) => parts.push(message.part.expect("part")),
+                Ok(None) => panic!("the slow query ended without an error after {parts:?}"),
+                Err(status) => break status,
             }
         };
-        assert_eq!(
-            ended.expect_err("slow query times out").code(),
-            Code::DeadlineExceeded
+        assert!(
+            matches!(parts.as_slice(), [proto::query_response::Part::Schema(_)]),
+            "only the schema precedes the time limit: {parts:?}"
         );
+        assert_eq!(ended.code(), Code::DeadlineExceeded, "{ended:?}");
         // Once the slot is free, queries run again.
         let result = run_query(
             &mut second,

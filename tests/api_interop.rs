@@ -1,8 +1,9 @@
 //! Interop: a Python client with no auditlens code and no .proto file
 //! (tests/interop/query_via_reflection.py: grpcio, grpcio-reflection, pyarrow)
 //! discovers the service by reflection, runs Query and reads the Arrow IPC
-//! stream. `.ci/run` installs tests/interop/requirements.txt; set
-//! AUDITLENS_PYTHON to choose the interpreter (default `python3`).
+//! stream. The interpreter is AUDITLENS_PYTHON if set, else `python3` when it
+//! already has the packages, else a virtual environment the test creates once
+//! under the target folder from tests/interop/requirements.txt.
 
 mod api_support;
 
@@ -10,7 +11,63 @@ use api_support::{ApiServer, direct_query_i64, make_data_dir};
 use std::process::Command;
 
 fn python() -> String {
-    std::env::var("AUDITLENS_PYTHON").unwrap_or_else(|_| "python3".to_string())
+    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(find_or_make_python).clone()
+}
+
+fn has_packages(interpreter: &str) -> bool {
+    Command::new(interpreter)
+        .args(["-c", "import grpc, grpc_reflection, pyarrow"])
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+fn find_or_make_python() -> String {
+    if let Ok(interpreter) = std::env::var("AUDITLENS_PYTHON") {
+        return interpreter;
+    }
+    if has_packages("python3") {
+        return "python3".to_string();
+    }
+    // <target>/release/deps/api_interop-* → <target>/interop-venv
+    let executable = std::env::current_exe().expect("test executable path");
+    let target = executable
+        .ancestors()
+        .nth(3)
+        .expect("the test binary lives in <target>/release/deps")
+        .to_path_buf();
+    let venv = target.join("interop-venv");
+    let interpreter = venv.join("bin/python3").to_string_lossy().into_owned();
+    if !has_packages(&interpreter) {
+        let created = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("run python3 -m venv");
+        assert!(
+            created.success(),
+            "python3 -m venv {} failed",
+            venv.display()
+        );
+        let requirements = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/interop/requirements.txt"
+        );
+        let installed = Command::new(&interpreter)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                requirements,
+            ])
+            .status()
+            .expect("run pip");
+        assert!(installed.success(), "pip install -r {requirements} failed");
+    }
+    interpreter
 }
 
 fn run_script(address: &str, sql: &str, token: Option<&str>) -> (bool, String, String) {
@@ -23,9 +80,7 @@ fn run_script(address: &str, sql: &str, token: Option<&str>) -> (bool, String, S
     if let Some(token) = token {
         command.arg(token);
     }
-    let output = command
-        .output()
-        .expect("run python3 (install tests/interop/requirements.txt)");
+    let output = command.output().expect("run the Python interop client");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -89,11 +89,28 @@ fn files_that_become_unreadable_are_read_once_readable_again() {
         "first lines not stored"
     );
 
-    // A backup appears without read permission, and the live file loses it
-    // while it keeps growing.
+    // A backup appears without read permission (created so: created readable
+    // and chmodded after, the daemon, woken by its creation, could read it
+    // first), and the live file loses it before it grows again.
     let backup = audit.path().join("audit-2026-11-27T09-00-00.000.log");
-    append(&backup, "perm-backup", 0..400);
-    set_mode(&backup, 0o000);
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Root (this test) may write a file of mode 000; nobody may not read it.
+        let mut file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o000)
+            .open(&backup)
+            .expect("create unreadable backup");
+        assert_eq!(
+            file.metadata().expect("stat").permissions().mode() & 0o777,
+            0
+        );
+        let text: String = (0..400)
+            .map(|index| audit_line("perm-backup", index) + "\n")
+            .collect();
+        file.write_all(text.as_bytes()).expect("write backup");
+    }
     set_mode(&live, 0o000);
     append(&live, "perm", 500..800);
     std::thread::sleep(Duration::from_secs(3));

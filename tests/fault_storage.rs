@@ -208,8 +208,33 @@ fn a_corrupt_part_whose_source_is_gone_is_moved_aside_and_reported() {
     std::fs::remove_file(audit.path().join("audit.log")).expect("delete source");
     let daemon = start_daemon_with(data.path(), audit.path(), &[]);
     let settled = wait_until(Duration::from_secs(30), || !victim.exists());
+    // It keeps serving: a new audit file is read and stored.
+    let mut file = std::fs::File::create(audit.path().join("audit.log")).expect("new source");
+    let more: String = (0..50)
+        .map(|index| common::audit_line("source-gone-after", index) + "\n")
+        .collect();
+    file.write_all(more.as_bytes()).expect("append");
+    let expected = written - victim_rows + 50;
+    let serving = wait_until(Duration::from_secs(60), || {
+        counts(data.path()).rows >= expected
+    });
     let stderr = stop_daemon(daemon);
     assert!(settled, "{stderr}");
+    assert!(serving, "{:?} of {expected}: {stderr}", counts(data.path()));
     assert!(stderr.contains("is gone"), "{stderr}");
-    assert_eq!(counts(data.path()), exactly(written - victim_rows));
+    assert!(
+        stderr.contains(&format!("rows_lost={victim_rows}")),
+        "{stderr}"
+    );
+    assert_eq!(counts(data.path()), exactly(expected));
+    let moved = glob::glob(
+        &data
+            .path()
+            .join("corrupt/*/*/*/*.parquet")
+            .to_string_lossy(),
+    )
+    .expect("glob")
+    .flatten()
+    .count();
+    assert_eq!(moved, 1, "the corrupt part was not kept aside");
 }

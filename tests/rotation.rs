@@ -182,7 +182,6 @@ fn assert_exactly_once(data_dir: &Path, written: u64) {
 }
 
 #[test]
-#[ignore = "fails in its first real run (13:20 UTC, 2026-11-27): the daemon did not catch up within 90 s; under investigation, see the closing note of issue 2"]
 fn rotation_model_stores_every_line_exactly_once() {
     let audit = tempfile::tempdir().expect("audit dir");
     let data = tempfile::tempdir().expect("data dir");

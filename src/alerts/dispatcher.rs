@@ -172,7 +172,9 @@ impl AlertDispatcher {
     }
 
     /// Enqueues anomalies the catalog gained since the last call (by `seq`)
-    /// and incidents updated in the last two days. On the very first run the
+    /// and incidents updated in the last two days. Suppressed anomalies
+    /// (`suppressed_by` set, see `crate::feedback`) are skipped, and so are
+    /// incidents made only of them. On the very first run the
     /// cursor starts at the newest anomaly: history is not re-alerted.
     pub fn enqueue_from_catalog(&self) -> Result<usize> {
         let context = |what: &'static str| {
@@ -220,7 +222,7 @@ impl AlertDispatcher {
                     .prepare(
                         "SELECT seq, id, detector, kind, identity, cluster, epoch_us(window_start), epoch_us(window_end), severity, score, \
                                 title, to_json(reasons)::VARCHAR, to_json(evidence_audit_ids)::VARCHAR \
-                         FROM anomalies WHERE seq > ? ORDER BY seq",
+                         FROM anomalies WHERE seq > ? AND suppressed_by IS NULL ORDER BY seq",
                     )
                     .map_err(context("reading new anomalies"))?;
                 let rows = statement
@@ -296,7 +298,9 @@ impl AlertDispatcher {
                 .prepare(
                     "SELECT id, identity, cluster, severity, title, epoch_us(first_seen), epoch_us(last_seen), anomaly_count, \
                             to_json(detectors)::VARCHAR \
-                     FROM incidents WHERE updated_at >= now()::TIMESTAMP - INTERVAL 2 DAY ORDER BY updated_at",
+                     FROM incidents WHERE updated_at >= now()::TIMESTAMP - INTERVAL 2 DAY \
+                     AND EXISTS (SELECT 1 FROM anomalies a WHERE a.incident_id = incidents.id AND a.suppressed_by IS NULL) \
+                     ORDER BY updated_at",
                 )
                 .map_err(context("reading recent incidents"))?;
             let incidents: Vec<IncidentAlert> = statement
@@ -516,5 +520,139 @@ impl AlertHandle {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert_anomaly(connection: &duckdb::Connection, seq: Option<i64>, id: &str) {
+        connection
+            .execute(
+                "INSERT INTO anomalies (seq, id, detector, kind, identity, cluster, window_start, window_end, severity, score, title, reasons, evidence_audit_ids, detected_at) \
+                 VALUES (coalesce(?, nextval('anomaly_seq')), ?, 'rbac.wildcard_grant', 'rule', 'alice', 'default', now()::TIMESTAMP, now()::TIMESTAMP, 'high', 0.9, 't', ['r'], ['a'], now()::TIMESTAMP)",
+                duckdb::params![seq, id],
+            )
+            .expect("insert anomaly");
+    }
+
+    fn dispatcher(connection: &duckdb::Connection, directory: &std::path::Path) -> AlertDispatcher {
+        let config = AlertsConfig {
+            sinks: vec![SinkConfig {
+                name: "file".into(),
+                kind: SinkKind::File,
+                path: Some(directory.join("out.jsonl")),
+                min_severity: Severity::Info,
+                ..SinkConfig::default()
+            }],
+            ..AlertsConfig::default()
+        };
+        AlertDispatcher::new(connection.try_clone().expect("clone"), config, None)
+            .expect("dispatcher")
+    }
+
+    #[test]
+    fn the_overlap_re_read_never_reaches_history() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let connection = duckdb::Connection::open_in_memory().expect("duckdb");
+        connection
+            .execute_batch(crate::store::catalog::CATALOG_SQL)
+            .expect("catalog tables");
+        for index in 0..3 {
+            insert_anomaly(&connection, None, &format!("history-{index}"));
+        }
+        let first = dispatcher(&connection, directory.path());
+        assert_eq!(first.enqueue_from_catalog().expect("first poll"), 0);
+        insert_anomaly(&connection, Some(10), "new-1");
+        assert_eq!(first.enqueue_from_catalog().expect("poll"), 1);
+        // A late commit below the cursor (but after the history) is still enqueued.
+        insert_anomaly(&connection, Some(7), "late");
+        insert_anomaly(&connection, Some(11), "new-2");
+        assert_eq!(first.enqueue_from_catalog().expect("poll"), 2);
+        drop(first);
+        // After a restart the history is still history and nothing is enqueued twice.
+        let second = dispatcher(&connection, directory.path());
+        insert_anomaly(&connection, Some(12), "new-3");
+        assert_eq!(second.enqueue_from_catalog().expect("poll"), 1);
+        let keys: Vec<String> = connection
+            .prepare("SELECT alert_key FROM alert_outbox ORDER BY alert_key")
+            .expect("prepare")
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<duckdb::Result<_>>()
+            .expect("rows");
+        assert_eq!(
+            keys,
+            [
+                "anomaly:late",
+                "anomaly:new-1",
+                "anomaly:new-2",
+                "anomaly:new-3"
+            ]
+        );
+    }
+
+    fn anomaly(id: &str) -> Anomaly {
+        let at = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+        Anomaly {
+            id: id.into(),
+            detector: "rbac.wildcard_grant".into(),
+            kind: AnomalyKind::Rule,
+            identity: "alice".into(),
+            cluster: "default".into(),
+            window_start: at,
+            window_end: at,
+            severity: Severity::High,
+            score: 0.9,
+            title: "t".into(),
+            reasons: vec!["r".into()],
+            evidence_audit_ids: vec!["a".into()],
+        }
+    }
+
+    #[test]
+    fn a_new_row_is_due_at_once_and_a_failed_one_after_its_backoff() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let connection = duckdb::Connection::open_in_memory().expect("duckdb");
+        let working = dispatcher(&connection, directory.path());
+        assert_eq!(working.enqueue(&anomaly("one")).expect("enqueue"), 1);
+        // The round's clock is behind the wall clock the row was stamped with.
+        let behind = Utc::now() - Duration::hours(1);
+        assert_eq!(working.run_once(behind).expect("round").delivered, 1);
+        assert_eq!(working.run_once(behind).expect("round").delivered, 0);
+        drop(working);
+
+        // A sink that cannot write: its parent folder is a file.
+        std::fs::write(directory.path().join("blocker"), b"").expect("file");
+        let config = AlertsConfig {
+            sinks: vec![SinkConfig {
+                name: "broken".into(),
+                kind: SinkKind::File,
+                path: Some(directory.path().join("blocker/out.jsonl")),
+                min_severity: Severity::Info,
+                ..SinkConfig::default()
+            }],
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 1_000,
+            ..AlertsConfig::default()
+        };
+        let broken = AlertDispatcher::new(connection.try_clone().expect("clone"), config, None)
+            .expect("dispatcher");
+        assert_eq!(broken.enqueue(&anomaly("two")).expect("enqueue"), 1);
+        assert_eq!(broken.run_once(behind).expect("round").failed, 1);
+        assert_eq!(
+            broken.run_once(behind).expect("round").failed,
+            0,
+            "not retried before its backoff"
+        );
+        assert_eq!(
+            broken
+                .run_once(behind + Duration::milliseconds(1_000))
+                .expect("round")
+                .failed,
+            1,
+            "retried once the backoff has passed"
+        );
     }
 }

@@ -96,6 +96,10 @@ pub(crate) fn insert(
 }
 
 /// Undelivered, not abandoned rows whose next attempt is due, oldest first.
+/// A row never tried is always due: its `next_attempt_at` is the wall clock
+/// at enqueue, which must not hold back the first attempt when the round's
+/// `now` is behind it (an injected clock, or the wall clock stepped back).
+/// Only the backoff after a failure, set from the round's `now`, delays a row.
 pub(crate) fn due(
     connection: &duckdb::Connection,
     now: DateTime<Utc>,
@@ -104,7 +108,7 @@ pub(crate) fn due(
     let mut statement = connection
         .prepare(
             "SELECT alert_key, sink, payload, attempts FROM alert_outbox \
-             WHERE delivered_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= make_timestamp(?) \
+             WHERE delivered_at IS NULL AND abandoned_at IS NULL AND (attempts = 0 OR next_attempt_at <= make_timestamp(?)) \
              ORDER BY created_at, alert_key, sink LIMIT ?",
         )
         .map_err(duckdb_error("reading due alerts"))?;

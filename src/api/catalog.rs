@@ -19,7 +19,16 @@ pub const CATALOG_SQL: &str = include_str!("../../sql/catalog.sql");
 
 const ANOMALY_COLUMNS: &str = "seq, id, detector, kind, identity, cluster, \
      epoch_us(window_start), epoch_us(window_end), severity, score, title, \
-     to_json(reasons)::VARCHAR, to_json(evidence_audit_ids)::VARCHAR, incident_id, epoch_us(detected_at)";
+     to_json(reasons)::VARCHAR, to_json(evidence_audit_ids)::VARCHAR, incident_id, epoch_us(detected_at), \
+     triage_state, suppressed_by";
+
+/// `anomalies` with its current triage state (`crate::feedback::triage`).
+fn anomalies_relation() -> String {
+    format!(
+        "{} AS anomalies",
+        crate::feedback::triage::anomalies_with_triage_sql()
+    )
+}
 
 /// A filter turned into a WHERE clause and its bound values.
 #[derive(Debug, Default)]
@@ -94,6 +103,30 @@ fn where_clause(query: &AnomalyQuery) -> Result<(String, Vec<duckdb::types::Valu
         conditions.push(format!("severity IN ({placeholders})"));
         values.extend(allowed.into_iter().map(Value::Text));
     }
+    if !filter.triage_state.is_empty() {
+        let state: crate::feedback::TriageState =
+            filter
+                .triage_state
+                .parse()
+                .map_err(|error: crate::feedback::FeedbackError| {
+                    ApiError::InvalidArgument(error.to_string())
+                })?;
+        conditions.push("triage_state = ?".into());
+        values.push(Value::Text(state.as_str().to_string()));
+    }
+    match proto::SuppressedFilter::try_from(filter.suppressed) {
+        Ok(proto::SuppressedFilter::Any) => {}
+        Ok(proto::SuppressedFilter::Alerting) => conditions.push("suppressed_by IS NULL".into()),
+        Ok(proto::SuppressedFilter::Suppressed) => {
+            conditions.push("suppressed_by IS NOT NULL".into())
+        }
+        Err(_) => {
+            return Err(ApiError::InvalidArgument(format!(
+                "unknown suppressed filter {}",
+                filter.suppressed
+            )));
+        }
+    }
     if let Some(before) = query.before_seq {
         conditions.push("seq < ?".into());
         values.push(Value::BigInt(before));
@@ -126,6 +159,8 @@ fn anomaly_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<proto::Anomaly> {
         evidence_audit_ids: list(row.get(12)?),
         incident_id: row.get::<_, Option<String>>(13)?.unwrap_or_default(),
         detected_at: timestamp_from_micros(row.get(14)?),
+        triage_state: row.get(15)?,
+        suppressed_by: row.get::<_, Option<String>>(16)?.unwrap_or_default(),
     })
 }
 
@@ -142,7 +177,8 @@ pub fn list_anomalies(
         "DESC"
     };
     let sql = format!(
-        "SELECT {ANOMALY_COLUMNS} FROM anomalies WHERE {condition} ORDER BY seq {order} LIMIT {}",
+        "SELECT {ANOMALY_COLUMNS} FROM {} WHERE {condition} ORDER BY seq {order} LIMIT {}",
+        anomalies_relation(),
         query.limit.max(1)
     );
     let mut statement = connection
@@ -200,7 +236,8 @@ pub fn get_incident(
         })?;
     let mut statement = connection
         .prepare(&format!(
-            "SELECT {ANOMALY_COLUMNS} FROM anomalies WHERE incident_id = ? ORDER BY seq"
+            "SELECT {ANOMALY_COLUMNS} FROM {} WHERE incident_id = ? ORDER BY seq",
+            anomalies_relation()
         ))
         .map_err(|error| ApiError::Catalog(format!("reading incident anomalies: {error}")))?;
     let anomalies = statement

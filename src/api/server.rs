@@ -89,6 +89,8 @@ pub struct ApiState {
     /// Becomes true once the catalog is ready; health flips to SERVING then.
     pub ready: watch::Receiver<bool>,
     pub trainer: Option<Arc<dyn ModelTrainer>>,
+    /// Threshold bounds and the clock for TriageIncident (`crate::feedback`).
+    pub feedback: crate::feedback::FeedbackContext,
 }
 
 impl ApiState {
@@ -105,6 +107,7 @@ impl ApiState {
                 ingest_status: SharedIngestStatus::default(),
                 ready,
                 trainer: None,
+                feedback: crate::feedback::FeedbackContext::default(),
             },
             ready_sender,
         )

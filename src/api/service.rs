@@ -203,8 +203,7 @@ impl AuditLens for AuditLensService {
         };
         let (sender, receiver) = mpsc::channel::<Result<proto::QueryResponse, Status>>(4);
         tokio::spawn(async move {
-            let _admission = admission;
-            let Ok(_running) = running.acquire_owned().await else {
+            let Ok(running) = running.acquire_owned().await else {
                 return;
             };
             let error_sender = sender.clone();
@@ -270,6 +269,11 @@ impl AuditLens for AuditLensService {
                     Err(Status::internal(format!("query worker failed: {error}")))
                 }
             };
+            // The query's work is over (the DuckDB sandbox is closed): free
+            // its slots before the client can see the end of the stream, so
+            // a query sent right after that end is admitted.
+            drop(running);
+            drop(admission);
             let _ = error_sender.send(final_message).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
@@ -563,5 +567,28 @@ impl AuditLens for AuditLensService {
         let mut log = RequestLog::start("RecommendRole", &request);
         log.set_outcome("Unimplemented");
         Err(rbac_unimplemented("RecommendRole"))
+    }
+
+    async fn triage_incident(
+        &self,
+        request: Request<proto::TriageIncidentRequest>,
+    ) -> Result<Response<proto::TriageIncidentResponse>, Status> {
+        let log = RequestLog::start("TriageIncident", &request);
+        let body = request.into_inner();
+        let result = match (
+            self.catalog(),
+            crate::feedback::api::verdict_from_request(&body),
+        ) {
+            (Err(error), _) => Err(error.into()),
+            (_, Err(error)) => Err(ApiError::from(error).into()),
+            (Ok(catalog), Ok(verdict)) => {
+                let context = self.state.feedback.clone();
+                blocking(move || crate::feedback::api::triage(&catalog, &verdict, &context))
+                    .await
+                    .map(Response::new)
+            }
+        };
+        log.finish(&result);
+        result
     }
 }

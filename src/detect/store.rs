@@ -6,9 +6,16 @@
 //! restart, never duplicates rows. Incidents are grouped at insert time
 //! against the table itself (the identity's latest incident within the gap),
 //! so the live path and batch runs group the same way.
+//!
+//! Each anomaly is marked as it is recorded by [`crate::feedback::AnomalyMarker`]:
+//! `suppressed_by` names the suppression or learnt threshold that keeps it
+//! from alerting. Suppressed anomalies are stored, grouped and counted like
+//! any other; only the mark differs. Suppressions are read at the store's
+//! clock now on every [`AnomalyStore::record`], so expiry needs no restart.
 
 use super::anomaly::{Anomaly, AnomalyKind, Severity, datetime_from_micros, stable_anomaly_id};
 use super::incidents::Incident;
+use crate::feedback::{AnomalyMarker, SharedClock, system_clock};
 use crate::store::views::sql_string_literal;
 use duckdb::{Connection, params};
 
@@ -48,6 +55,8 @@ pub struct AnomalyFilter {
     pub cluster: Option<String>,
     /// Only anomalies with `seq` greater than this (resume a watch).
     pub after_seq: Option<i64>,
+    /// `Some(false)`: only those that alert; `Some(true)`: only suppressed ones.
+    pub suppressed: Option<bool>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
 }
@@ -58,12 +67,15 @@ pub struct StoredAnomaly {
     pub seq: i64,
     pub anomaly: Anomaly,
     pub incident_id: Option<String>,
+    /// The suppression or learnt threshold that kept it from alerting.
+    pub suppressed_by: Option<String>,
 }
 
 /// Reads and writes the anomaly tables of one DuckDB connection.
 pub struct AnomalyStore<'a> {
     connection: &'a Connection,
     gap_micros: i64,
+    clock: SharedClock,
 }
 
 impl<'a> AnomalyStore<'a> {
@@ -73,7 +85,14 @@ impl<'a> AnomalyStore<'a> {
         Ok(AnomalyStore {
             connection,
             gap_micros,
+            clock: system_clock(),
         })
+    }
+
+    /// Uses `clock` for `detected_at` and for which suppressions are in force.
+    pub fn with_clock(mut self, clock: SharedClock) -> AnomalyStore<'a> {
+        self.clock = clock;
+        self
     }
 
     /// Records anomalies (any order), grouping each into an incident.
@@ -89,13 +108,26 @@ impl<'a> AnomalyStore<'a> {
             .connection
             .unchecked_transaction()
             .map_err(database("starting an anomaly transaction"))?;
+        let now = self.clock.now();
+        // A marker that cannot be read marks nothing: anomalies then alert,
+        // which is noisy but never silent.
+        let marker = AnomalyMarker::load(self.connection, now).unwrap_or_else(|error| {
+            tracing::error!(%error, "cannot read suppressions and thresholds; recording anomalies unmarked");
+            AnomalyMarker::empty()
+        });
         let mut inserted = 0;
         for anomaly in sorted {
             if self.exists(&anomaly.id)? {
                 continue;
             }
-            let incident_id = self.attach_to_incident(anomaly)?;
-            self.insert(anomaly, &incident_id)?;
+            let incident_id = self.attach_to_incident(anomaly, now.timestamp_micros())?;
+            let suppressed_by = marker.mark(self.connection, anomaly);
+            self.insert(
+                anomaly,
+                &incident_id,
+                suppressed_by.as_deref(),
+                now.timestamp_micros(),
+            )?;
             inserted += 1;
         }
         transaction
@@ -116,16 +148,22 @@ impl<'a> AnomalyStore<'a> {
         Ok(count > 0)
     }
 
-    fn insert(&self, anomaly: &Anomaly, incident_id: &str) -> Result<()> {
+    fn insert(
+        &self,
+        anomaly: &Anomaly,
+        incident_id: &str,
+        suppressed_by: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
         let reasons = serde_json::to_string(&anomaly.reasons).unwrap_or_else(|_| "[]".into());
         let evidence =
             serde_json::to_string(&anomaly.evidence_audit_ids).unwrap_or_else(|_| "[]".into());
         self.connection
             .execute(
                 "INSERT INTO anomalies (id, detector, kind, identity, cluster, window_start, window_end, severity, score, \
-                 title, reasons, evidence_audit_ids, incident_id, detected_at) \
+                 title, reasons, evidence_audit_ids, incident_id, detected_at, suppressed_by) \
                  VALUES (?, ?, ?, ?, ?, make_timestamp(?), make_timestamp(?), ?, ?, ?, \
-                 from_json(?::JSON, '[\"VARCHAR\"]'), from_json(?::JSON, '[\"VARCHAR\"]'), ?, make_timestamp(?))",
+                 from_json(?::JSON, '[\"VARCHAR\"]'), from_json(?::JSON, '[\"VARCHAR\"]'), ?, make_timestamp(?), ?)",
                 params![
                     anomaly.id,
                     anomaly.detector,
@@ -140,7 +178,8 @@ impl<'a> AnomalyStore<'a> {
                     reasons,
                     evidence,
                     incident_id,
-                    chrono::Utc::now().timestamp_micros(),
+                    now,
+                    suppressed_by,
                 ],
             )
             .map_err(database(format!("inserting anomaly {}", anomaly.id)))?;
@@ -148,7 +187,7 @@ impl<'a> AnomalyStore<'a> {
     }
 
     /// Finds the identity's incident within the gap or opens one; returns its ID.
-    fn attach_to_incident(&self, anomaly: &Anomaly) -> Result<String> {
+    fn attach_to_incident(&self, anomaly: &Anomaly, now: i64) -> Result<String> {
         let start = anomaly.window_start_micros();
         let end = anomaly.window_end_micros().max(start);
         let existing: Option<(String, String, String)> = {
@@ -176,7 +215,6 @@ impl<'a> AnomalyStore<'a> {
                 None => None,
             }
         };
-        let now = chrono::Utc::now().timestamp_micros();
         match existing {
             Some((id, severity, title)) => {
                 let current = severity.parse::<Severity>().unwrap_or(Severity::Info);
@@ -247,9 +285,14 @@ impl<'a> AnomalyStore<'a> {
         if let Some(after) = filter.after_seq {
             conditions.push(format!("seq > {after}"));
         }
+        match filter.suppressed {
+            Some(true) => conditions.push("suppressed_by IS NOT NULL".into()),
+            Some(false) => conditions.push("suppressed_by IS NULL".into()),
+            None => {}
+        }
         let sql = format!(
             "SELECT seq, id, detector, kind, identity, cluster, epoch_us(window_start), epoch_us(window_end), severity, score, \
-             title, to_json(reasons)::VARCHAR, to_json(evidence_audit_ids)::VARCHAR, incident_id \
+             title, to_json(reasons)::VARCHAR, to_json(evidence_audit_ids)::VARCHAR, incident_id, suppressed_by \
              FROM anomalies WHERE {} ORDER BY window_start DESC, seq DESC LIMIT {} OFFSET {}",
             conditions.join(" AND "),
             filter.limit.unwrap_or(1000),
@@ -296,6 +339,7 @@ impl<'a> AnomalyStore<'a> {
             listed.push(StoredAnomaly {
                 seq: row.get(0).map_err(database("reading seq"))?,
                 incident_id: row.get(13).map_err(database("reading incident id"))?,
+                suppressed_by: row.get(14).map_err(database("reading suppressed_by"))?,
                 anomaly: Anomaly {
                     detector: read(2)?,
                     kind,

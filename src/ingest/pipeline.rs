@@ -698,7 +698,11 @@ impl Committer {
         }
     }
 
-    /// Compaction of closed hours, then retention.
+    /// Compaction of closed hours, then retention. Hours retention is about
+    /// to delete are not compacted: rewriting them is wasted work, and it
+    /// would give a kill between the compaction's commit and its deletes a
+    /// window in which raw readers of the folder (before the next start
+    /// finishes the compaction) count those rows twice.
     fn maintain(&mut self) {
         if let Err(error) = self.flush() {
             tracing::warn!(%error, "flush before maintenance failed; maintenance skipped");
@@ -706,6 +710,10 @@ impl Committer {
         }
         let events_dir = crate::store::views::events_dir(&self.settings.data_dir);
         let closed_before = chrono::Utc::now().timestamp_micros() - 3_600_000_000;
+        let retention_cutoff = (self.settings.retention_days > 0).then(|| {
+            chrono::Utc::now().date_naive()
+                - chrono::Days::new(u64::from(self.settings.retention_days))
+        });
         match compaction::partitions_to_compact(
             &events_dir,
             self.settings.compact_min_parts,
@@ -713,6 +721,12 @@ impl Committer {
         ) {
             Ok(candidates) => {
                 for candidate in candidates {
+                    if retention_cutoff.is_some_and(|cutoff| {
+                        compaction::partition_date(candidate.partition)
+                            .is_some_and(|date| date < cutoff)
+                    }) {
+                        continue;
+                    }
                     let seq = self.checkpoints.last_flush_seq + 1;
                     let compacted = match compaction::compact(&self.writer, &candidate, seq) {
                         Ok(part) => part,
@@ -741,9 +755,7 @@ impl Committer {
             }
             Err(error) => tracing::warn!(%error, "could not list partitions to compact"),
         }
-        if self.settings.retention_days > 0 {
-            let cutoff = chrono::Utc::now().date_naive()
-                - chrono::Days::new(u64::from(self.settings.retention_days));
+        if let Some(cutoff) = retention_cutoff {
             match retention::remove_expired(&events_dir, cutoff) {
                 Ok(removed) if !removed.is_empty() => {
                     tracing::info!(parts = removed.len(), %cutoff, "retention removed expired parts");

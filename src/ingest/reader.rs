@@ -135,6 +135,36 @@ impl LineReader {
         self.handle.metadata().map(|meta| meta.len())
     }
 
+    /// (device, inode) of the open file: which file this reader reads,
+    /// whatever its path names by now.
+    pub fn file_key(&self) -> std::io::Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self.handle.metadata()?;
+        Ok((meta.dev(), meta.ino()))
+    }
+
+    /// The first `length` bytes of the open plain file now (fewer if it is
+    /// shorter), read through the handle: the inode being read, even after
+    /// its path was renamed, deleted or replaced. `None` for a gzip, which is
+    /// never rewritten in place.
+    pub fn head(&self, length: u64) -> std::io::Result<Option<Vec<u8>>> {
+        use std::os::unix::fs::FileExt;
+        if let Stream::Gzip { .. } = self.stream {
+            return Ok(None);
+        }
+        let mut buffer = vec![0u8; usize::try_from(length).unwrap_or(usize::MAX)];
+        let mut filled = 0;
+        while filled < buffer.len() {
+            let read = self.handle.read_at(&mut buffer[filled..], filled as u64)?;
+            if read == 0 {
+                break;
+            }
+            filled += read;
+        }
+        buffer.truncate(filled);
+        Ok(Some(buffer))
+    }
+
     fn skip_to(&mut self, offset: u64) -> std::io::Result<()> {
         match &mut self.stream {
             Stream::Plain(_) => {
@@ -389,6 +419,30 @@ mod tests {
         assert_eq!(oversized.len(), 1);
         assert_eq!(oversized[0].offset, 6);
         assert_eq!(oversized[0].length, 10_001);
+    }
+
+    #[test]
+    fn head_reads_the_open_file_even_after_it_was_renamed_and_rewritten() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("audit.log");
+        write(&path, b"first line\nsecond line\n");
+        let reader = LineReader::open(&path, 0, 1024).expect("open");
+        assert_eq!(reader.head(5).expect("head"), Some(b"first".to_vec()));
+        let key = {
+            use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(&path).expect("stat");
+            (meta.dev(), meta.ino())
+        };
+        assert_eq!(reader.file_key().expect("key"), key);
+        // Renamed away, then cut and rewritten in place (copy-truncate).
+        let moved = directory.path().join("audit-old.log");
+        std::fs::rename(&path, &moved).expect("rename");
+        std::fs::write(&moved, b"other").expect("rewrite");
+        assert_eq!(reader.head(64).expect("head"), Some(b"other".to_vec()));
+        let packed = directory.path().join("audit.log.gz");
+        gzip(&packed, b"line\n");
+        let reader = LineReader::open(&packed, 0, 1024).expect("open gz");
+        assert_eq!(reader.head(4).expect("head"), None);
     }
 
     #[test]

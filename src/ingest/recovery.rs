@@ -418,7 +418,8 @@ pub fn repair_corrupt_parts(
             Some(problem) => format!("corrupt; {problem}"),
         };
         let _ = catalog.mark_removed(std::slice::from_ref(&part_id), &reason);
-        tracing::error!(part = %part_id, rows_expected, rows_recovered, problem = problem.as_deref().unwrap_or("none"), "corrupt part repaired");
+        let rows_lost = rows_expected.saturating_sub(rows_recovered);
+        tracing::error!(part = %part_id, rows_expected, rows_recovered, rows_lost, problem = problem.as_deref().unwrap_or("none"), "corrupt part repaired");
         recovery.corrupt_parts.push(CorruptPart {
             part_id,
             moved_to,

@@ -71,8 +71,18 @@ impl SourceTracker {
     }
 
     /// Identifies `path`. `finished`: the file will not grow, so a first line
-    /// without a newline is complete.
-    pub fn identify(&mut self, path: &Path, finished: bool) -> std::io::Result<Identification> {
+    /// without a newline is complete. `may_grow`: the file was written to
+    /// moments ago and may still be being written (a copy or a gzip in
+    /// progress): if it shares its first line with a known source but holds
+    /// less than that source's confirmed prefix, it is not yet told apart from
+    /// a partial copy of that source, so it waits ([`Identification::NotReady`])
+    /// instead of becoming a new source read from its start (duplicates).
+    pub fn identify(
+        &mut self,
+        path: &Path,
+        finished: bool,
+        may_grow: bool,
+    ) -> std::io::Result<Identification> {
         let prefix = read_file_prefix(path, CONFIRM_PREFIX_LIMIT)?;
         let line = match first_line(&prefix) {
             Some(line) => line,
@@ -90,6 +100,14 @@ impl SourceTracker {
         });
         let source_id = match matched {
             Some(source_id) => source_id,
+            None if may_grow
+                && self.sources.values().any(|known| {
+                    known.fingerprint == fingerprint.0
+                        && (prefix.len() as u64) < known.prefix.length
+                }) =>
+            {
+                return Ok(Identification::NotReady);
+            }
             None => {
                 let mut source_id = fingerprint.to_hex();
                 if self.sources.contains_key(&source_id) {
@@ -133,34 +151,58 @@ impl SourceTracker {
     }
 }
 
+/// What [`drain`] did.
+#[derive(Debug, Default)]
+struct Drained {
+    /// Bytes handed to the pipeline.
+    handed: u64,
+    /// The stream is damaged (a cut gzip).
+    damaged: Option<String>,
+    /// Nothing more to read right now.
+    at_end: bool,
+    /// The open file no longer starts with its source's bytes: it was cut and
+    /// rewritten (copy-truncate) while being read. The chunk read then was not
+    /// handed over; the handle must be dropped.
+    rewritten: bool,
+}
+
 /// Reads `reader` to its current end, handing chunks to the pipeline.
-/// Returns (bytes handed over, whether the stream is damaged).
+/// `verify`: the file may be cut and rewritten in place (a plain file being
+/// followed), so every chunk is handed over only if the file still starts
+/// with the bytes its source was identified by once the chunk was read;
+/// otherwise the chunk may hold the new content at the old offsets.
+#[allow(clippy::too_many_arguments)]
 fn drain(
     reader: &mut LineReader,
     tag: &Arc<SourceTag>,
     finished: bool,
+    verify: bool,
     pipeline: &mut Pipeline,
     tracker: &mut SourceTracker,
     budget_bytes: u64,
     stop: Option<&AtomicBool>,
-) -> Result<(u64, Option<String>, bool), String> {
-    let mut handed = 0;
+) -> Result<Drained, String> {
+    let mut drained = Drained::default();
     loop {
         // A stop request ends the read between chunks: what was handed over
         // is flushed and checkpointed, the rest is read at the next start.
         if stop.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
-            return Ok((handed, None, false));
+            return Ok(drained);
         }
         let outcome = reader
             .read_chunk(finished)
             .map_err(|error| format!("{}: {error}", reader.path().display()))?;
         let had_data = outcome.chunk.is_some() || !outcome.oversized.is_empty();
+        if had_data && verify && !same_content(reader, tag) {
+            drained.rewritten = true;
+            return Ok(drained);
+        }
         if had_data {
             let chunk = outcome.chunk.unwrap_or(super::reader::LineChunk {
                 start: reader.position(),
                 data: Vec::new(),
             });
-            handed += chunk.data.len() as u64;
+            drained.handed += chunk.data.len() as u64;
             pipeline
                 .stats()
                 .bytes_read
@@ -168,8 +210,10 @@ fn drain(
             pipeline.submit(tag.clone(), chunk, outcome.oversized)?;
             tracker.advance(&tag.source_id, reader.position());
         }
-        if outcome.at_end || outcome.damaged.is_some() || handed >= budget_bytes {
-            return Ok((handed, outcome.damaged, outcome.at_end));
+        if outcome.at_end || outcome.damaged.is_some() || drained.handed >= budget_bytes {
+            drained.damaged = outcome.damaged;
+            drained.at_end = outcome.at_end;
+            return Ok(drained);
         }
     }
 }
@@ -186,7 +230,7 @@ pub fn backfill(
     let mut report = BackfillReport::default();
     let files = expand_paths(paths)?;
     for path in files {
-        let identification = match tracker.identify(&path, true) {
+        let identification = match tracker.identify(&path, true, false) {
             Ok(identification) => identification,
             Err(error) => {
                 tracing::error!(file = %path.display(), %error, "cannot read file");
@@ -212,8 +256,18 @@ pub fn backfill(
                 continue;
             }
         };
-        let (handed, damaged, _) =
-            drain(&mut reader, &tag, true, pipeline, tracker, u64::MAX, None)?;
+        let Drained {
+            handed, damaged, ..
+        } = drain(
+            &mut reader,
+            &tag,
+            true,
+            false,
+            pipeline,
+            tracker,
+            u64::MAX,
+            None,
+        )?;
         if let Some(damage) = damaged {
             tracing::error!(file = %path.display(), error = %damage, "file is damaged; stored what it held");
             pipeline.stats().read_errors.fetch_add(1, Ordering::Relaxed);
@@ -390,8 +444,13 @@ impl Tailer {
             if self.settled.get(&file.key) == Some(&(file.len, file.modified)) {
                 continue;
             }
-            let finished = FileFormat::of_path(&file.path) == FileFormat::Gzip;
-            let identification = match self.tracker.identify(&file.path, finished) {
+            // Written to moments ago: perhaps a copy or a gzip still being written.
+            let may_grow = SystemTime::now()
+                .duration_since(file.modified)
+                .map_or(true, |age| age < self.partial_line_grace);
+            let is_gzip = FileFormat::of_path(&file.path) == FileFormat::Gzip;
+            let finished = is_gzip && !may_grow;
+            let identification = match self.tracker.identify(&file.path, finished, may_grow) {
                 Ok(identification) => identification,
                 Err(error) => {
                     tracing::warn!(file = %file.path.display(), %error, "cannot read audit file; retrying at next scan");
@@ -411,6 +470,25 @@ impl Tailer {
                 continue;
             }
             match LineReader::open(&file.path, resume_offset, CHUNK_BYTES) {
+                Ok(reader)
+                    if reader.file_key().ok() != Some(file.key) || !same_content(&reader, &tag) =>
+                {
+                    // The path names another file than the one listed or
+                    // identified: it was rotated in between (rename, new live
+                    // file). Keeping this handle under the listed file's key
+                    // would read the new file in its place and then take the
+                    // listed one as read (its lines lost). Look again at the
+                    // next scan.
+                    tracing::debug!(file = %file.path.display(), "file replaced while being opened; looking again");
+                }
+                Ok(reader)
+                    if !is_gzip && reader.file_len().is_ok_and(|len| len < resume_offset) =>
+                {
+                    // Holds less than was read of its source already (an older
+                    // copy, or a copy still being written): nothing to read
+                    // until it changes.
+                    self.settled.insert(file.key, (file.len, file.modified));
+                }
                 Ok(reader) => {
                     self.active.insert(
                         file.key,
@@ -455,9 +533,11 @@ impl Tailer {
                 active.last_growth = Instant::now();
             }
             let is_gzip = FileFormat::of_path(&active.path) == FileFormat::Gzip;
+            // Checked through the open handle, so also for a file renamed or
+            // deleted since (cut, rewritten, then rotated away).
             if !is_gzip
                 && (current_len < active.reader.position()
-                    || (still_listed && !same_content(&active.path, &active.tag)))
+                    || !same_content(&active.reader, &active.tag))
             {
                 // Copy-truncate: the file was cut. Its old lines live on in the
                 // copy (same fingerprint); the new content is a new source.
@@ -473,16 +553,28 @@ impl Tailer {
             } else {
                 rotated_away && idle >= self.partial_line_grace
             };
-            let (handed, damaged, at_end) = drain(
+            let Drained {
+                handed,
+                damaged,
+                at_end,
+                rewritten,
+            } = drain(
                 &mut active.reader,
                 &active.tag,
                 finished,
+                !is_gzip,
                 pipeline,
                 &mut self.tracker,
                 64 * 1024 * 1024,
                 Some(stop),
             )?;
             handed_total += handed;
+            if rewritten {
+                // Cut and rewritten while this chunk was read: the chunk was
+                // dropped; what the source held past it is read from its copy.
+                tracing::info!(file = %active.path.display(), "file truncated while being read; re-identifying it");
+                continue;
+            }
             stats.record_file_size(&active.path.to_string_lossy(), current_len, !is_gzip, idle);
             if let Some(damage) = damaged {
                 if finished {
@@ -515,16 +607,20 @@ impl Tailer {
     }
 }
 
-/// Whether `path` still starts with the bytes its source was identified by
-/// (false after a copy-truncate, even once the new content has grown past
-/// the old read position).
-fn same_content(path: &Path, tag: &SourceTag) -> bool {
-    match read_file_prefix(path, tag.prefix.length) {
-        Ok(prefix) => {
+/// Whether the file `reader` has open still starts with the bytes its source
+/// was identified by (false after a copy-truncate, even once the new content
+/// has grown past the old read position, and even if the file was renamed or
+/// deleted since). Read through the open handle, not the path: the path may
+/// name another file by now, and opening it would wake the folder watcher.
+fn same_content(reader: &LineReader, tag: &SourceTag) -> bool {
+    match reader.head(tag.prefix.length) {
+        Ok(Some(prefix)) => {
             prefix.len() as u64 == tag.prefix.length
                 && PrefixCheck::of(&prefix).hash == tag.prefix.hash
         }
-        // Unreadable right now: keep reading through the open handle.
+        // A gzip is never rewritten in place.
+        Ok(None) => true,
+        // Unreadable right now: the read itself reports it.
         Err(_) => true,
     }
 }

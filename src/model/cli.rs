@@ -45,7 +45,7 @@ pub fn run(args: TrainArgs, global: &GlobalOptions) -> Result<()> {
     let session = open_feature_session(data_dir)?;
     let available = feature_names(&session)?;
     let specs = load_specs(&args.models_dir, &available)?;
-    let options = TrainOptions {
+    let mut options = TrainOptions {
         until,
         only_model: args.model.clone(),
         excluded_windows: Vec::new(),
@@ -94,6 +94,22 @@ pub fn run(args: TrainArgs, global: &GlobalOptions) -> Result<()> {
             None
         }
     };
+    // Windows people resolved as true positives never become anyone's usual
+    // (src/feedback/learning.rs); benign ones stay in the training data.
+    if let Some(connection) = &catalog {
+        match crate::feedback::learning::training_exclusions(connection) {
+            Ok(windows) => {
+                tracing::info!(
+                    excluded = windows.len(),
+                    "windows resolved as true positives are excluded from training"
+                );
+                options.excluded_windows = windows;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read triage verdicts; training without exclusions")
+            }
+        }
+    }
     let report = train_all(data_dir, catalog.as_ref(), &specs, &options)?;
     for trained in &report.trained {
         let artifact = &trained.artifact;

@@ -99,6 +99,7 @@ fn score_one(
                 "its usual archetypes",
             )
         }
+        None if !artifact.spec.score_unprofiled => return None,
         None => {
             let (archetype, distance) = kmeans::nearest(model.centroids.view(), scaled, None);
             (

@@ -173,6 +173,12 @@ pub struct ModelSpec {
     /// are scored against every archetype with the population threshold.
     #[serde(default = "default_min_windows")]
     pub min_windows_per_identity: usize,
+    /// Whether identities without a profile are scored at all (against the
+    /// population). `false` treats them as still learning, like the novelty
+    /// layer: people have few windows each, and judging a newcomer against
+    /// everyone else's archetypes raised most of the model's false alarms.
+    #[serde(default = "default_true")]
+    pub score_unprofiled: bool,
     /// An archetype is "usual" for an identity when at least this share of its
     /// training windows fall in it.
     #[serde(default = "default_usual_share")]
@@ -180,6 +186,30 @@ pub struct ModelSpec {
     /// Seed of every random choice in training (reproducible models).
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Bounds of automatic threshold changes after benign verdicts (issue 9,
+    /// `src/feedback/learning.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<SpecFeedback>,
+}
+
+/// `[feedback]` of a model spec: how far verdicts may raise this model's
+/// threshold. Scores are multiples of the model's own limit (1.0 = the limit
+/// training set), so `score_bound = 1.5` means a window half again as far
+/// as the limit always alerts, whatever people said.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFeedback {
+    #[serde(default = "default_score_bound")]
+    pub score_bound: f64,
+    #[serde(default = "default_score_step")]
+    pub score_step: f64,
+}
+
+fn default_score_bound() -> f64 {
+    1.5
+}
+fn default_score_step() -> f64 {
+    0.1
 }
 
 fn default_true() -> bool {
@@ -266,6 +296,17 @@ impl ModelSpec {
             return Err(invalid(format!(
                 "threshold_percentile {} must be in (0, 100]",
                 spec.threshold_percentile
+            )));
+        }
+        if let Some(feedback) = &spec.feedback
+            && !(feedback.score_bound >= 1.0
+                && feedback.score_bound <= 10.0
+                && feedback.score_step > 0.0
+                && feedback.score_step <= feedback.score_bound)
+        {
+            return Err(invalid(format!(
+                "[feedback] score_bound {} must be 1 to 10 and score_step {} in (0, score_bound]",
+                feedback.score_bound, feedback.score_step
             )));
         }
         if !(spec.usual_share > 0.0 && spec.usual_share <= 1.0) {
@@ -359,8 +400,9 @@ pub fn load_specs(folder: &Path, available_features: &[String]) -> Result<Vec<Mo
             let text = std::fs::read_to_string(&path).map_err(ModelError::io(&path))?;
             sources.push((path, text));
         }
-    } else {
-        tracing::info!(folder = %folder.display(), "no models folder; using the built-in model specs");
+    }
+    if sources.is_empty() {
+        tracing::info!(folder = %folder.display(), "no model specs (*.toml) there; using the built-in model specs");
         sources = BUILTIN_SPECS
             .iter()
             .map(|(path, text)| (PathBuf::from(path), text.to_string()))
@@ -460,5 +502,17 @@ k_range = [2, 5]
         assert!(!is_count_feature("write_fraction"));
         assert!(!is_count_feature("hour_sin"));
         assert!(!is_count_feature("log_request_count"));
+    }
+
+    #[test]
+    fn an_empty_models_folder_means_the_built_in_specs() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        std::fs::write(folder.path().join("README.md"), "not a spec").expect("write");
+        // The real feature names, from the feature query over an empty folder.
+        let data = tempfile::tempdir().expect("data dir");
+        let session = crate::model::features::open_feature_session(data.path()).expect("session");
+        let features = crate::model::features::feature_names(&session).expect("feature names");
+        let specs = load_specs(folder.path(), &features).expect("built-in specs load");
+        assert_eq!(specs.len(), BUILTIN_SPECS.len());
     }
 }

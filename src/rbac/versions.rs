@@ -32,10 +32,28 @@ CREATE TABLE IF NOT EXISTS rbac_snapshots (
     objects VARCHAR NOT NULL            -- a v1 List of the typed objects, as JSON
 );";
 
+/// Creates the table if needed: only for a connection that writes (DuckDB
+/// refuses any CREATE, even `IF NOT EXISTS`, on a read-only catalog).
 pub fn ensure_rbac_tables(connection: &duckdb::Connection) -> Result<()> {
     connection
         .execute_batch(RBAC_TABLES_SQL)
         .map_err(RbacError::duckdb("creating the rbac_snapshots table"))
+}
+
+/// Whether the catalog holds the table; the read paths use this instead of
+/// creating it, so they work on a read-only catalog. No table means no
+/// version has been stored yet.
+fn rbac_table_exists(connection: &duckdb::Connection) -> Result<bool> {
+    connection
+        .query_row(
+            "SELECT count(*) FROM duckdb_tables() \
+             WHERE database_name = current_database() AND schema_name = current_schema() \
+             AND table_name = 'rbac_snapshots'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map(|count| count > 0)
+        .map_err(RbacError::duckdb("looking for the rbac_snapshots table"))
 }
 
 fn timestamp_text(at: DateTime<Utc>) -> String {
@@ -68,7 +86,9 @@ pub fn save_snapshot(
 
 /// Every stored version, oldest first.
 pub fn list_snapshot_versions(connection: &duckdb::Connection) -> Result<Vec<SnapshotVersion>> {
-    ensure_rbac_tables(connection)?;
+    if !rbac_table_exists(connection)? {
+        return Ok(Vec::new());
+    }
     let mut statement = connection
         .prepare(
             "SELECT version, strftime(taken_at, '%Y-%m-%dT%H:%M:%S.%fZ'), source, object_count \
@@ -94,7 +114,9 @@ fn load_where(
     condition: &str,
     parameter: Option<String>,
 ) -> Result<Option<(SnapshotVersion, Snapshot)>> {
-    ensure_rbac_tables(connection)?;
+    if !rbac_table_exists(connection)? {
+        return Ok(None);
+    }
     let sql = format!(
         "SELECT version, strftime(taken_at, '%Y-%m-%dT%H:%M:%S.%fZ'), source, object_count, objects \
          FROM rbac_snapshots {condition} ORDER BY taken_at DESC, version DESC LIMIT 1"
@@ -201,5 +223,47 @@ mod tests {
                 .is_none()
         );
         assert_eq!(list_snapshot_versions(&connection).expect("list").len(), 2);
+    }
+
+    fn open_read_only(path: &Path) -> duckdb::Connection {
+        let config = duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .expect("config");
+        duckdb::Connection::open_with_flags(path, config).expect("read-only catalog")
+    }
+
+    #[test]
+    fn read_only_catalogs_are_read_without_creating_anything() {
+        let folder = tempfile::tempdir().expect("tempdir");
+        let path = folder.path().join("catalog.duckdb");
+        // A catalog without the table (e.g. written by the daemon only): nothing stored yet.
+        drop(duckdb::Connection::open(&path).expect("catalog"));
+        let reader = open_read_only(&path);
+        assert!(list_snapshot_versions(&reader).expect("list").is_empty());
+        assert!(load_latest_snapshot(&reader).expect("query").is_none());
+        drop(reader);
+
+        let writer = duckdb::Connection::open(&path).expect("catalog");
+        let mut first = Snapshot::default();
+        first
+            .load_text(LIST_JSON, Path::new("list.json"))
+            .expect("valid");
+        let day_one = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        save_snapshot(&writer, &first, "list.json", day_one).expect("saved");
+        drop(writer);
+
+        let reader = open_read_only(&path);
+        assert_eq!(list_snapshot_versions(&reader).expect("list").len(), 1);
+        let (version, latest) = load_latest_snapshot(&reader)
+            .expect("query")
+            .expect("exists");
+        assert_eq!(version.source, "list.json");
+        assert_eq!(latest.roles.len(), 1);
+        let later = DateTime::parse_from_rfc3339("2026-11-02T00:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        assert!(load_snapshot_at(&reader, later).expect("query").is_some());
     }
 }

@@ -462,6 +462,13 @@ pub fn build_report_with(
             "Model status",
         )?;
         let ingest = read_ingest_health(connection, data_dir, &cluster_literal, date)?;
+        // The feedback section never fails the report: a catalog it cannot
+        // read gives an empty section, logged.
+        let feedback = crate::feedback::report::build_section(connection, date, cluster)
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "feedback section unavailable");
+                crate::feedback::report::FeedbackSection::default()
+            });
 
         Ok(Report {
             schema_version: SCHEMA_VERSION,
@@ -487,6 +494,7 @@ pub fn build_report_with(
             rbac_unused_grants,
             models,
             ingest,
+            feedback,
         })
     })();
     // The temporary table lives as long as the connection; free it now.

@@ -179,7 +179,7 @@ pub fn to_html(report: &Report) -> Result<String> {
     );
     out.push_str(
         "<nav><a href=\"#incidents\">Incidents</a><a href=\"#activity\">Activity</a><a href=\"#first-seen\">First seen</a>\
-         <a href=\"#denied\">Denied</a><a href=\"#rbac\">RBAC</a><a href=\"#models\">Models</a><a href=\"#ingest\">Ingest</a>\
+         <a href=\"#denied\">Denied</a><a href=\"#rbac\">RBAC</a><a href=\"#models\">Models</a><a href=\"#feedback\">Feedback</a><a href=\"#ingest\">Ingest</a>\
          <a href=\"#compliance\">Compliance</a></nav>\n",
     );
     out.push_str("<div class=\"cards\">");
@@ -395,6 +395,7 @@ pub fn to_html(report: &Report) -> Result<String> {
         &report.rbac_unused_grants,
     );
     table_section(&mut out, "models", "Model status", &report.models);
+    super::feedback_section::html(&mut out, &report.feedback);
 
     let ingest = &report.ingest;
     let _ = writeln!(out, "<h2 id=\"ingest\">Ingest health</h2>");

@@ -226,6 +226,7 @@ pub fn to_markdown(report: &Report) -> String {
         &report.rbac_unused_grants,
     );
     table_section(&mut out, "Model status", &report.models);
+    super::feedback_section::markdown(&mut out, &report.feedback);
 
     let ingest = &report.ingest;
     let _ = writeln!(out, "## Ingest health\n");

@@ -51,6 +51,9 @@ pub struct Report {
     /// Model registry status (the `models` table, if present).
     pub models: TableSection,
     pub ingest: IngestHealth,
+    /// Verdicts, suppressions and automatic threshold changes (issue 9).
+    #[serde(default)]
+    pub feedback: crate::feedback::report::FeedbackSection,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

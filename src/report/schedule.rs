@@ -137,6 +137,7 @@ pub fn export_catalog_snapshot(
     let mut exported = Vec::new();
     let tables = ["anomalies", "incidents", "parts"]
         .into_iter()
+        .chain(["triage_events", "suppressions", "threshold_changes"])
         .chain(MODEL_TABLES)
         .chain(RISKY_GRANT_TABLES)
         .chain(UNUSED_GRANT_TABLES);

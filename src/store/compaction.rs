@@ -91,6 +91,13 @@ pub fn partition_of_dir(directory: &Path) -> Option<(String, PartitionKey)> {
     ))
 }
 
+/// The date of a partition.
+pub fn partition_date(partition: PartitionKey) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(
+        i64::from(partition.days_since_epoch),
+    ))
+}
+
 /// Partitions whose hour ended before `closed_before` (UTC µs) and that hold
 /// at least `min_parts` parts.
 pub fn partitions_to_compact(

@@ -5,7 +5,7 @@
 //! open a database file for writing). The session is sandboxed like the gRPC
 //! query runner: no access outside the events folder, configuration locked.
 
-use super::views::{events_dir, install_views, sql_string_literal};
+use super::views::{events_dir, install_views, retry_if_parts_vanish, sql_string_literal};
 use super::{Result, StoreError};
 use arrow::record_batch::RecordBatch;
 use std::path::Path;
@@ -41,8 +41,15 @@ pub fn open_session(data_dir: &Path) -> Result<duckdb::Connection> {
     Ok(connection)
 }
 
-/// Runs `sql` and returns its batches.
+/// Runs `sql` and returns its batches. Compaction and retention in a running
+/// daemon may delete parts while the query reads the folder: the query is
+/// then run again in a fresh session (see [`retry_if_parts_vanish`]), never
+/// failed for it.
 pub fn run_query(data_dir: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
+    retry_if_parts_vanish(|| run_query_once(data_dir, sql))
+}
+
+fn run_query_once(data_dir: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
     let connection = open_session(data_dir)?;
     let mut statement = connection
         .prepare(sql)

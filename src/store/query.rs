@@ -395,6 +395,9 @@ fn encode_chunk(
     }
 }
 
+/// How often the watchdog repeats its interrupt once the time limit passed.
+const REINTERRUPT_INTERVAL: Duration = Duration::from_millis(20);
+
 /// Interrupts DuckDB from another thread when the time limit passes.
 struct Watchdog {
     done: Option<std::sync::mpsc::Sender<()>>,
@@ -416,7 +419,18 @@ impl Watchdog {
                     finished.recv_timeout(timeout)
                 {
                     flag.store(true, Ordering::SeqCst);
-                    interrupt.interrupt();
+                    // DuckDB clears a pending interrupt whenever a statement
+                    // or transaction begins, so one sent while the statement
+                    // was still being prepared, or between preparing and
+                    // executing, would be lost and the query would run
+                    // unbounded. Keep interrupting until the query ends.
+                    loop {
+                        interrupt.interrupt();
+                        match finished.recv_timeout(REINTERRUPT_INTERVAL) {
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                            _ => break,
+                        }
+                    }
                 }
             })
             .ok();
@@ -885,6 +899,28 @@ mod tests {
         assert!(
             matches!(result, Err(QueryError::TimedOut { .. })),
             "{result:?}"
+        );
+    }
+
+    #[test]
+    fn the_watchdog_interrupts_a_statement_that_starts_after_it_fired() {
+        let connection = duckdb::Connection::open_in_memory().expect("duckdb");
+        let watchdog = Watchdog::start(connection.interrupt_handle(), Duration::from_millis(1));
+        while !watchdog.fired.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // DuckDB clears a pending interrupt when a statement begins; the
+        // time limit passed before this one started and must still end it.
+        let result: duckdb::Result<String> = connection.query_row(
+            "SELECT CAST(sum(a.range * b.range) AS VARCHAR) FROM range(10000000) a, range(1000) b",
+            [],
+            |row| row.get(0),
+        );
+        assert!(watchdog.stop());
+        let error = classify_duckdb_error(result.expect_err("the statement is interrupted"));
+        assert!(
+            matches!(error, QueryError::Internal(_)),
+            "not an interrupt: {error:?}"
         );
     }
 }

@@ -77,50 +77,69 @@ pub struct Counts {
     pub distinct_lines: i64,
 }
 
+/// Like any reader of the folder, these tolerate the daemon's compaction or
+/// retention deleting a part between DuckDB listing the folder and opening
+/// the file: the query is run again (`auditlens::store::views::retry_if_parts_vanish`,
+/// what `auditlens sql` does). A count that succeeds read every part it listed.
 pub fn counts(data_dir: &Path) -> Counts {
+    auditlens::store::views::retry_if_parts_vanish(|| counts_once(data_dir)).expect("count rows")
+}
+
+fn counts_once(data_dir: &Path) -> duckdb::Result<Counts> {
     let glob = data_dir.join("events/*/*/*/*.parquet");
     let any = glob::glob(&glob.to_string_lossy())
         .map(|mut paths| paths.next().is_some())
         .unwrap_or(false);
     if !any {
-        return Counts {
+        return Ok(Counts {
             rows: 0,
             distinct_events: 0,
             distinct_lines: 0,
-        };
+        });
     }
-    let connection = duckdb::Connection::open_in_memory().expect("duckdb");
+    let connection = duckdb::Connection::open_in_memory()?;
     let sql = format!(
         "SELECT count(*), count(DISTINCT (audit_id, stage)), count(DISTINCT (source_fingerprint, source_offset)) \
          FROM read_parquet('{}', hive_partitioning = true)",
         glob.display()
     );
-    connection
-        .query_row(&sql, [], |row| {
-            Ok(Counts {
-                rows: row.get(0)?,
-                distinct_events: row.get(1)?,
-                distinct_lines: row.get(2)?,
-            })
+    connection.query_row(&sql, [], |row| {
+        Ok(Counts {
+            rows: row.get(0)?,
+            distinct_events: row.get(1)?,
+            distinct_lines: row.get(2)?,
         })
-        .expect("count rows")
+    })
 }
 
 pub fn query_strings(data_dir: &Path, sql_over_events: &str) -> Vec<Vec<Option<String>>> {
+    auditlens::store::views::retry_if_parts_vanish(|| query_strings_once(data_dir, sql_over_events))
+        .expect("query")
+}
+
+fn query_strings_once(
+    data_dir: &Path,
+    sql_over_events: &str,
+) -> Result<Vec<Vec<Option<String>>>, String> {
     let connection = duckdb::Connection::open_in_memory().expect("duckdb");
-    auditlens::store::views::install_views(&connection, data_dir).expect("views");
-    let mut statement = connection.prepare(sql_over_events).expect("prepare");
+    auditlens::store::views::install_views(&connection, data_dir)
+        .map_err(|error| format!("views: {error}"))?;
+    let mut statement = connection
+        .prepare(sql_over_events)
+        .map_err(|error| format!("prepare: {error}"))?;
     let columns = statement.column_count();
-    let mut rows = statement.query([]).expect("query");
+    let mut rows = statement
+        .query([])
+        .map_err(|error| format!("query: {error}"))?;
     let mut out = Vec::new();
-    while let Some(row) = rows.next().expect("row") {
+    while let Some(row) = rows.next().map_err(|error| format!("row: {error}"))? {
         out.push(
             (0..columns)
                 .map(|index| row.get::<_, Option<String>>(index).ok().flatten())
                 .collect(),
         );
     }
-    out
+    Ok(out)
 }
 
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {

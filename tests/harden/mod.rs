@@ -68,14 +68,25 @@ pub fn stored_audit_ids(data_dir: &Path, where_clause: &str) -> i64 {
     if counts(data_dir).rows == 0 {
         return 0;
     }
-    let connection = duckdb::Connection::open_in_memory().expect("duckdb");
     let sql = format!(
         "SELECT count(*) FROM read_parquet('{}', hive_partitioning = true) WHERE {where_clause}",
         data_dir.join("events/*/*/*/*.parquet").display()
     );
-    connection
-        .query_row(&sql, [], |row| row.get(0))
-        .expect("count")
+    // Maintenance may delete parts under the query, or all of them: see `common::counts`.
+    auditlens::store::views::retry_if_parts_vanish(|| {
+        let connection = duckdb::Connection::open_in_memory()?;
+        match connection.query_row(&sql, [], |row| row.get(0)) {
+            Err(error)
+                if error
+                    .to_string()
+                    .contains("No files found that match the pattern") =>
+            {
+                Ok(0)
+            }
+            other => other,
+        }
+    })
+    .expect("count")
 }
 
 /// An audit-log writer with the API server's rotation behaviour (lumberjack:

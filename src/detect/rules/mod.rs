@@ -1137,12 +1137,15 @@ impl RuleSet {
         if facts.subresource == "portforward" {
             return;
         }
-        if self.cooling_down(
-            "workload.exec",
-            facts.actor,
-            facts.namespace,
-            facts.event.ts,
-        ) {
+        // A suspicious command is reported even while the rule cools down.
+        if !suspicious_command
+            && self.cooling_down(
+                "workload.exec",
+                facts.actor,
+                facts.namespace,
+                facts.event.ts,
+            )
+        {
             return;
         }
         let mut severity = if facts.actor_kind == IdentityKind::User {
@@ -1154,7 +1157,18 @@ impl RuleSet {
             severity = severity.raised().raised();
             reasons.push("the command fetches, connects out or reads credentials".into());
         }
-        let habit = vec![facts.action_key()];
+        // People exec into their own applications' pods as part of the job
+        // (Falco's "Attach/Exec Pod" is the rule its users silence first): a
+        // person who already works in the namespace is silent unless the
+        // command is suspicious; a workload must have exec'd there before.
+        // A suspicious command is never a habit.
+        let habit = if suspicious_command {
+            Vec::new()
+        } else if facts.actor_kind == IdentityKind::User {
+            vec![crate::detect::novelty::namespace_habit_key(facts.namespace)]
+        } else {
+            vec![facts.action_key()]
+        };
         hits.push(self.single_event_hit(
             facts,
             "workload.exec",
