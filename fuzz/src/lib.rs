@@ -3,7 +3,8 @@
 //!
 //! Only modules that need nothing outside themselves are included: the audit
 //! line decoder, the ingest reader (with the fingerprint helpers it uses), the
-//! config loader (with the `[alerts]` and `[report]` sections it composes),
+//! config loader (with the `[alerts]`, `[report]` and `[feedback]` sections it
+//! composes),
 //! the RBAC snapshot loader and guard handler (with the authorizer, risk
 //! checks and anomaly record they use, see `rbac.rs`) and the query statement
 //! guard's parse-tree judge (the only file of `crate::store` here). A module
@@ -20,6 +21,7 @@ pub mod config;
 
 pub mod alerts;
 pub mod detect;
+pub mod feedback;
 pub mod ingest;
 pub mod rbac;
 pub mod report;
