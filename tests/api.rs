@@ -198,8 +198,7 @@ fn concurrent_queries_beyond_the_limit_are_resource_exhausted() {
                 ..Default::default()
             })
             .await
-            .err()
-            .expect("second query refused");
+            .expect_err("second query refused");
         assert_eq!(refused.code(), Code::ResourceExhausted);
         // The stream starts with the schema (known once the statement is
         // prepared, before it runs); the time limit then ends it with

@@ -98,7 +98,7 @@ fn bearer_token_is_required_when_set_and_never_logged() {
             .server_reflection_info(tokio_stream::iter(vec![request]))
             .await;
         assert_eq!(
-            refused.err().expect("reflection needs the token").code(),
+            refused.expect_err("reflection needs the token").code(),
             Code::Unauthenticated
         );
     });

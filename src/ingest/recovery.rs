@@ -63,8 +63,10 @@ pub struct CorruptPart {
 pub fn recover(data_dir: &Path) -> Result<Recovery> {
     let events_dir = crate::store::views::events_dir(data_dir);
     let store_error = |error: crate::store::StoreError| IngestError::Store(error.to_string());
-    let mut recovery = Recovery::default();
-    recovery.temporary_removed = remove_temporary_files(&events_dir).map_err(store_error)?;
+    let mut recovery = Recovery {
+        temporary_removed: remove_temporary_files(&events_dir).map_err(store_error)?,
+        ..Recovery::default()
+    };
     let checkpointer = Checkpointer::new(data_dir);
     let loaded = match checkpointer.load() {
         Ok(loaded) => loaded,

@@ -591,7 +591,7 @@ impl Tailer {
                     continue;
                 }
             }
-            let done = at_end && (is_gzip || !still_listed || (finished && at_end));
+            let done = at_end && (is_gzip || !still_listed || finished);
             if done {
                 if let Some(file) = listed_file {
                     self.settled.insert(key, (file.len, file.modified));

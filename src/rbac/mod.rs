@@ -68,16 +68,18 @@ pub enum RbacError {
     #[error("audit event {audit_id}: {message}")]
     BadEvent { audit_id: String, message: String },
     #[error("{context}: {source}")]
+    /// Boxed, like `Store`: it keeps the error small for every `Result`
+    /// that carries it (clippy's `result_large_err`).
     DuckDb {
         context: String,
         #[source]
-        source: duckdb::Error,
+        source: Box<duckdb::Error>,
     },
     #[error("{context}: {source}")]
     Store {
         context: String,
         #[source]
-        source: crate::store::StoreError,
+        source: Box<crate::store::StoreError>,
     },
     #[error("config: {0}")]
     Config(String),
@@ -90,6 +92,9 @@ pub enum RbacError {
 impl RbacError {
     pub(crate) fn duckdb(context: impl Into<String>) -> impl FnOnce(duckdb::Error) -> RbacError {
         let context = context.into();
-        move |source| RbacError::DuckDb { context, source }
+        move |source| RbacError::DuckDb {
+            context,
+            source: Box::new(source),
+        }
     }
 }
