@@ -11,7 +11,8 @@
 //! Environment: AUDITLENS_BENCH_RATE (reviews/s), AUDITLENS_BENCH_SECONDS.
 
 use auditlens::rbac::config::{GuardConfig, RbacConfig};
-use auditlens::rbac::guard::{Guard, serve, tls_config};
+use auditlens::rbac::guard::Guard;
+use auditlens::rbac::guard_server::{serve, tls_config};
 use auditlens::rbac::synthetic::generate_snapshot;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 shift || true
-all_targets=(audit_line gzip_reader config_loader)
+all_targets=(audit_line gzip_reader config_loader rbac_loader admission_review sql_guard)
 targets=("${@:-${all_targets[@]}}")
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 

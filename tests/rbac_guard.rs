@@ -4,7 +4,8 @@
 //! binary, and `guard export` parsed as typed admissionregistration/v1 objects.
 
 use auditlens::rbac::config::{GuardConfig, GuardMode, RbacConfig};
-use auditlens::rbac::guard::{Guard, OBJECT_POLICIES, export_policies_yaml, serve, tls_config};
+use auditlens::rbac::guard::{Guard, OBJECT_POLICIES, export_policies_yaml};
+use auditlens::rbac::guard_server::{serve, tls_config};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::io::{BufRead, BufReader};

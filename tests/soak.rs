@@ -1,10 +1,13 @@
 //! The soak: live audit traffic at a steady rate (default 2,000 events/s) with
-//! rotation every minute (lumberjack style, gzip backups), `auditlens sql`
-//! queries in a loop, for `SOAK_SECONDS` (default 300). Every 10 s it records
-//! lines written, rows stored, lag (now − newest stored event time; events
-//! carry their write time) and the daemon's RSS to `SOAK_CSV`. At the end:
-//! zero loss and zero duplicates, lag under `SOAK_MAX_LAG_SECONDS` (default 5)
-//! at every sample, RSS flat.
+//! rotation every minute (lumberjack style, gzip backups), queries in a loop
+//! (`auditlens sql` on the folder and `auditlens query` over gRPC) and a Watch
+//! client (`auditlens anomalies --follow`) connected throughout, for
+//! `SOAK_SECONDS` (default 300). Every `SOAK_SAMPLE_SECONDS` (default 5) it
+//! records lines written, rows stored, lag (now − newest stored event time;
+//! events carry their write time) and the daemon's RSS to `SOAK_CSV`. At the
+//! end: zero loss and zero duplicates, lag under `SOAK_MAX_LAG_SECONDS`
+//! (default 5) at every sample, RSS flat, every query answered and the Watch
+//! stream never dropped.
 //!
 //! Ignored by plain `cargo test` (it runs for minutes): `scripts/soak.sh
 //! [minutes]` runs it; CI runs the five-minute version.
@@ -12,10 +15,11 @@
 mod common;
 mod harden;
 
-use common::{Counts, binary, counts, wait_until};
+use common::{Counts, counts, wait_until};
 use harden::{proc_status_kib, signal};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,6 +29,15 @@ fn environment_number(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
+}
+
+/// The auditlens binary the soak runs: `SOAK_BINARY` if set (scripts/soak.sh
+/// copies the built one aside, so a build in the same target folder during an
+/// hour-long soak cannot swap it under the query loop), else cargo's.
+fn binary() -> PathBuf {
+    std::env::var_os("SOAK_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(common::binary)
 }
 
 fn soak_line(index: u64) -> String {
@@ -89,20 +102,115 @@ fn generate(
     }
 }
 
-/// Lag in seconds: now minus the newest stored event time.
+/// Runs `sql` over the committed parts, run again when maintenance deletes a
+/// part under it (what every reader of the folder does, see `common::counts`).
+fn parquet_number(data_dir: &Path, select: &str) -> Option<i64> {
+    let glob = data_dir.join("events/*/*/*/*.parquet");
+    let any = glob::glob(&glob.to_string_lossy())
+        .map(|mut paths| paths.next().is_some())
+        .unwrap_or(false);
+    if !any {
+        return None;
+    }
+    let sql = format!(
+        "SELECT {select} FROM read_parquet('{}', hive_partitioning = true)",
+        glob.display()
+    );
+    auditlens::store::views::retry_if_parts_vanish(|| {
+        let connection = duckdb::Connection::open_in_memory()?;
+        connection.query_row(&sql, [], |row| row.get::<_, Option<i64>>(0))
+    })
+    .ok()
+    .flatten()
+}
+
+/// Rows stored so far (a cheap `count(*)`: Parquet footers only).
+fn stored_rows(data_dir: &Path) -> i64 {
+    parquet_number(data_dir, "count(*)").unwrap_or(0)
+}
+
+/// Lag in seconds: now minus the newest stored event time (NaN before the first part).
 fn lag_seconds(data_dir: &Path) -> f64 {
-    if counts(data_dir).rows == 0 {
+    match parquet_number(data_dir, "epoch_us(max(ts))") {
+        Some(newest) => (chrono::Utc::now().timestamp_micros() - newest) as f64 / 1e6,
+        None => f64::NAN,
+    }
+}
+
+/// The machine's one-minute load average (the soak shares the machine).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("free port")
+}
+
+/// The Watch client: `auditlens anomalies --follow` against the daemon.
+fn start_watch(server: &str, output: &Path) -> Child {
+    Command::new(binary())
+        .args(["anomalies", "--follow", "--server", server])
+        .env("AUDITLENS_LOG", "auditlens=warn")
+        .stdout(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(output)
+                .expect("watch output"),
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start watch client")
+}
+
+/// The `p`-th percentile (0–100) of `values`, nearest rank.
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
         return f64::NAN;
     }
-    let connection = duckdb::Connection::open_in_memory().expect("duckdb");
-    let sql = format!(
-        "SELECT epoch_us(max(ts)) FROM read_parquet('{}', hive_partitioning = true)",
-        data_dir.join("events/*/*/*/*.parquet").display()
-    );
-    let newest: i64 = connection
-        .query_row(&sql, [], |row| row.get(0))
-        .unwrap_or(0);
-    (chrono::Utc::now().timestamp_micros() - newest) as f64 / 1e6
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[derive(Default)]
+struct QueryTally {
+    sql_ok: AtomicU64,
+    sql_failed: AtomicU64,
+    grpc_ok: AtomicU64,
+    grpc_failed: AtomicU64,
+    first_failure: std::sync::Mutex<Option<String>>,
+}
+
+impl QueryTally {
+    fn record(&self, ok: &AtomicU64, failed: &AtomicU64, output: &std::process::Output) {
+        if output.status.success() {
+            ok.fetch_add(1, Ordering::SeqCst);
+        } else {
+            failed.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut first) = self.first_failure.lock() {
+                first.get_or_insert_with(|| String::from_utf8_lossy(&output.stderr).into_owned());
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "sql ok {} failed {}, gRPC query ok {} failed {}",
+            self.sql_ok.load(Ordering::SeqCst),
+            self.sql_failed.load(Ordering::SeqCst),
+            self.grpc_ok.load(Ordering::SeqCst),
+            self.grpc_failed.load(Ordering::SeqCst)
+        )
+    }
 }
 
 #[test]
@@ -110,6 +218,7 @@ fn lag_seconds(data_dir: &Path) -> f64 {
 fn soak() {
     let seconds = environment_number("SOAK_SECONDS", 300);
     let rate = environment_number("SOAK_RATE", 2000);
+    let sample_every = environment_number("SOAK_SAMPLE_SECONDS", 5).max(1);
     let max_lag = environment_number("SOAK_MAX_LAG_SECONDS", 5) as f64;
     let csv_path = std::env::var("SOAK_CSV")
         .map(PathBuf::from)
@@ -117,6 +226,11 @@ fn soak() {
     let audit = tempfile::tempdir().expect("audit");
     let data = tempfile::tempdir().expect("data");
     let log_path = csv_path.with_extension("daemon.log");
+    let watch_path = csv_path.with_extension("watch.log");
+    let _ = std::fs::remove_file(&watch_path);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = format!("http://{listen}");
     let daemon = harden::daemon_command(
         &binary(),
         data.path(),
@@ -124,6 +238,7 @@ fn soak() {
         &[
             ("AUDITLENS_STORE__FLUSH_INTERVAL_MS", "1000"),
             ("AUDITLENS_INGEST__SCAN_INTERVAL_MS", "250"),
+            ("AUDITLENS_API__GRPC_LISTEN", &listen),
             ("AUDITLENS_LOG", "auditlens=warn"),
         ],
     )
@@ -131,6 +246,14 @@ fn soak() {
     .spawn()
     .expect("start daemon");
     let pid = daemon.id();
+
+    // The Watch client connects once the gRPC port answers, and must stay
+    // connected to the end.
+    let serving = wait_until(Duration::from_secs(60), || {
+        std::net::TcpStream::connect(&listen).is_ok()
+    });
+    assert!(serving, "the daemon's gRPC port {listen} never opened");
+    let mut watch = start_watch(&server, &watch_path);
 
     let running = Arc::new(AtomicBool::new(true));
     let written = Arc::new(AtomicU64::new(0));
@@ -141,30 +264,32 @@ fn soak() {
             generate(directory, rate, Duration::from_secs(60), running, written)
         })
     };
-    let (queries_ok, queries_failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let tally = Arc::new(QueryTally::default());
     let querier = {
-        let (running, ok, failed, data_dir) = (
+        let (running, tally, data_dir, server) = (
             running.clone(),
-            queries_ok.clone(),
-            queries_failed.clone(),
+            tally.clone(),
             data.path().to_path_buf(),
+            server.clone(),
         );
         std::thread::spawn(move || {
+            let statement = "SELECT verb, identity_kind, count(*) FROM events GROUP BY ALL ORDER BY 3 DESC LIMIT 5";
             while running.load(Ordering::SeqCst) {
-                let output = common::run(
-                    &data_dir,
-                    &[
-                        "sql",
-                        "SELECT verb, identity_kind, count(*) FROM events GROUP BY ALL ORDER BY 3 DESC LIMIT 5",
-                    ],
-                );
-                let counter = if output.status.success() {
-                    &ok
-                } else {
-                    &failed
-                };
-                counter.fetch_add(1, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_secs(2));
+                let output = Command::new(binary())
+                    .args(["sql", statement, "--data-dir"])
+                    .arg(&data_dir)
+                    .env("AUDITLENS_LOG", "auditlens=warn")
+                    .output()
+                    .expect("run auditlens sql");
+                tally.record(&tally.sql_ok, &tally.sql_failed, &output);
+                std::thread::sleep(Duration::from_secs(1));
+                let output = Command::new(binary())
+                    .args(["query", statement, "--server", &server])
+                    .env("AUDITLENS_LOG", "auditlens=warn")
+                    .output()
+                    .expect("run auditlens query");
+                tally.record(&tally.grpc_ok, &tally.grpc_failed, &output);
+                std::thread::sleep(Duration::from_secs(1));
             }
         })
     };
@@ -172,24 +297,32 @@ fn soak() {
     let mut csv = std::fs::File::create(&csv_path).expect("csv");
     writeln!(
         csv,
-        "seconds,written,stored,lag_seconds,rss_kib,hwm_kib,queries_ok,queries_failed"
+        "seconds,written,stored,lag_seconds,rss_kib,hwm_kib,sql_ok,sql_failed,grpc_ok,grpc_failed,watch_connected,load1"
     )
     .expect("csv header");
     let started = Instant::now();
     let mut samples: Vec<(f64, f64, u64)> = Vec::new();
+    let mut watch_exit = None;
     while started.elapsed() < Duration::from_secs(seconds) {
-        std::thread::sleep(Duration::from_secs(10));
-        let stored = counts(data.path()).rows;
+        std::thread::sleep(Duration::from_secs(sample_every));
+        let stored = stored_rows(data.path());
         let lag = lag_seconds(data.path());
         let rss = proc_status_kib(pid, "VmRSS").unwrap_or(0);
         let hwm = proc_status_kib(pid, "VmHWM").unwrap_or(0);
+        if watch_exit.is_none() {
+            watch_exit = watch.try_wait().expect("watch client status");
+        }
         let elapsed = started.elapsed().as_secs_f64();
         writeln!(
             csv,
-            "{elapsed:.0},{},{stored},{lag:.2},{rss},{hwm},{},{}",
+            "{elapsed:.0},{},{stored},{lag:.2},{rss},{hwm},{},{},{},{},{},{}",
             written.load(Ordering::SeqCst),
-            queries_ok.load(Ordering::SeqCst),
-            queries_failed.load(Ordering::SeqCst)
+            tally.sql_ok.load(Ordering::SeqCst),
+            tally.sql_failed.load(Ordering::SeqCst),
+            tally.grpc_ok.load(Ordering::SeqCst),
+            tally.grpc_failed.load(Ordering::SeqCst),
+            u8::from(watch_exit.is_none()),
+            load_average(),
         )
         .expect("csv row");
         eprintln!(
@@ -203,29 +336,31 @@ fn soak() {
     querier.join().expect("querier");
     let total = written.load(Ordering::SeqCst) as i64;
     let caught_up = wait_until(Duration::from_secs(120), || {
-        counts(data.path()).rows >= total
+        stored_rows(data.path()) >= total
     });
+    // The Watch stream is still open: it ends only when the daemon stops.
+    let watch_alive = watch_exit.is_none() && watch.try_wait().expect("watch status").is_none();
+    let watched_lines = std::fs::read_to_string(&watch_path)
+        .map(|text| text.lines().count())
+        .unwrap_or(0);
+    let _ = watch.kill();
+    let watch_output = watch.wait_with_output().expect("watch client ends");
     signal(&daemon, libc::SIGTERM);
     let mut daemon = daemon;
     let status = daemon.wait().expect("daemon exits");
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(status.success(), "daemon failed: {log}");
     assert!(caught_up, "{:?} of {total}", counts(data.path()));
-    assert_eq!(
-        counts(data.path()),
-        Counts {
-            rows: total,
-            distinct_events: total,
-            distinct_lines: total
-        }
-    );
+    let final_counts = counts(data.path());
 
-    // Lag: every sample after the first under the bound.
-    let worst_lag = samples
+    let lags: Vec<f64> = samples.iter().skip(1).map(|sample| sample.1).collect();
+    let worst_lag = lags
         .iter()
-        .skip(1)
-        .map(|sample| sample.1)
+        .copied()
+        .filter(|lag| lag.is_finite())
         .fold(0.0f64, f64::max);
+    let p99_lag = percentile(&lags, 99.0);
+    let median_lag = percentile(&lags, 50.0);
     // RSS flat: the last quarter's peak against the first quarter's peak.
     let quarter = (samples.len() / 4).max(1);
     let early = samples
@@ -242,10 +377,18 @@ fn soak() {
         .max()
         .unwrap_or(0);
     eprintln!(
-        "soak done: {total} lines, worst lag {worst_lag:.2} s, RSS early {early} KiB late {late} KiB, queries ok {} failed {}; CSV {}",
-        queries_ok.load(Ordering::SeqCst),
-        queries_failed.load(Ordering::SeqCst),
+        "soak done: {total} lines written, stored {final_counts:?}; lag median {median_lag:.2} s, p99 {p99_lag:.2} s, max {worst_lag:.2} s; \
+         RSS first-quarter peak {early} KiB, last-quarter peak {late} KiB; {}; watch client connected to the end: {watch_alive} ({watched_lines} anomalies streamed); CSV {}",
+        tally.text(),
         csv_path.display()
+    );
+    assert_eq!(
+        final_counts,
+        Counts {
+            rows: total,
+            distinct_events: total,
+            distinct_lines: total
+        }
     );
     assert!(
         worst_lag < max_lag,
@@ -255,5 +398,25 @@ fn soak() {
         late < early + early / 2 + 64 * 1024,
         "RSS grew: {early} → {late} KiB"
     );
-    assert!(queries_ok.load(Ordering::SeqCst) > 0, "no query succeeded");
+    assert!(
+        watch_alive,
+        "the Watch client ended: {watch_exit:?} {}",
+        String::from_utf8_lossy(&watch_output.stderr)
+    );
+    let failed = tally.sql_failed.load(Ordering::SeqCst) + tally.grpc_failed.load(Ordering::SeqCst);
+    assert!(
+        failed == 0,
+        "{}; first failure: {:?}",
+        tally.text(),
+        tally
+            .first_failure
+            .lock()
+            .ok()
+            .and_then(|first| first.clone())
+    );
+    assert!(
+        tally.sql_ok.load(Ordering::SeqCst) > 0 && tally.grpc_ok.load(Ordering::SeqCst) > 0,
+        "{}",
+        tally.text()
+    );
 }

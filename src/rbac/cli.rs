@@ -8,10 +8,12 @@
 use super::authorizer::{Authorizer, RequestAttributes, UserInfo, who_can};
 use super::checks::{audit_snapshot_report, write_json, write_sarif, write_table};
 use super::config::{GuardConfig, GuardMode, RbacConfig, load_sections};
-use super::guard::{Guard, export_policies_yaml, serve, tls_config_from_pem_files};
+use super::guard::{Guard, export_policies_yaml};
+use super::guard_server::{serve, tls_config_from_pem_files};
 use super::recommend::{RecommendOptions, load_requests, recommend, recommend_from_requests};
-use super::snapshot::{
-    Snapshot, list_snapshot_versions, load_latest_snapshot, load_snapshot_at, save_snapshot,
+use super::snapshot::Snapshot;
+use super::versions::{
+    list_snapshot_versions, load_latest_snapshot, load_snapshot_at, save_snapshot,
 };
 use super::{RbacError, synthetic};
 use crate::cli::GlobalOptions;

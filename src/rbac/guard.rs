@@ -12,7 +12,10 @@
 //! bound role in the current snapshot, which a ValidatingAdmissionPolicy
 //! cannot see.
 //!
-//! A malformed review is answered with HTTP 400 and a message, never a panic;
+//! The HTTPS server around [`Guard::handle_review`] is [`super::guard_server`];
+//! this file stays free of networking so the fuzz crate compiles the handler
+//! on its own. A malformed review is answered with HTTP 400 and a message,
+//! never a panic;
 //! every decision is logged (tracing), counted, and written back to the API
 //! server's audit log as `auditAnnotations`; a denial (or a dry-run
 //! would-deny) is reported as an [`Anomaly`] with detector `guard.denied`
@@ -22,7 +25,6 @@ use super::authorizer::Authorizer;
 use super::checks::{Scope, permission_hits};
 use super::config::{GuardConfig, GuardMode, RbacConfig};
 use super::snapshot::Snapshot;
-use super::{RbacError, Result};
 use crate::detect::{Anomaly, AnomalyKind, Severity};
 use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef, Subject};
 use serde::{Deserialize, Serialize};
@@ -553,7 +555,15 @@ impl Guard {
     }
 
     fn decide(&self, body: &[u8]) -> std::result::Result<Value, MalformedReview> {
-        let review: AdmissionReviewIn = serde_json::from_slice(body).map_err(|error| {
+        // JSON is UTF-8. Checked up front because serde_json skips the fields
+        // the guard ignores without validating their strings, so a body with a
+        // stray byte there would otherwise be answered as if it were JSON.
+        let text = std::str::from_utf8(body).map_err(|error| {
+            MalformedReview(format!(
+                "not an AdmissionReview JSON object: the body is not UTF-8 ({error})"
+            ))
+        })?;
+        let review: AdmissionReviewIn = serde_json::from_str(text).map_err(|error| {
             MalformedReview(format!("not an AdmissionReview JSON object: {error}"))
         })?;
         if review.api_version.as_deref() != Some("admission.k8s.io/v1") {
@@ -752,126 +762,6 @@ fn respond(
     }
     response["auditAnnotations"] = serde_json::json!(annotations);
     serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
-}
-
-// ---- HTTPS server ----
-
-/// Loads a PEM certificate chain and private key into a rustls server config
-/// (ring provider, HTTP/2 and HTTP/1.1 by ALPN).
-pub fn tls_config_from_pem_files(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-) -> Result<Arc<rustls::ServerConfig>> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|error| RbacError::Tls(format!("{}: {error}", cert.display())))?
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|error| RbacError::Tls(format!("{}: {error}", cert.display())))?;
-    if certs.is_empty() {
-        return Err(RbacError::Tls(format!(
-            "{}: no certificate found",
-            cert.display()
-        )));
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|error| RbacError::Tls(format!("{}: {error}", key.display())))?;
-    tls_config(certs, key)
-}
-
-pub fn tls_config(
-    certs: Vec<rustls_pki_types::CertificateDer<'static>>,
-    key: rustls_pki_types::PrivateKeyDer<'static>,
-) -> Result<Arc<rustls::ServerConfig>> {
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|error| RbacError::Tls(error.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|error| RbacError::Tls(error.to_string()))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// Largest accepted review body; RBAC objects are far smaller.
-pub const MAX_REVIEW_BYTES: usize = 3 * 1024 * 1024;
-
-/// The HTTP routes: `POST /validate`, `GET /healthz`, `GET /metrics`.
-pub fn router(guard: Arc<Guard>) -> axum::Router {
-    use axum::extract::{DefaultBodyLimit, State};
-    use axum::http::StatusCode;
-    use axum::response::IntoResponse;
-    use axum::routing::{get, post};
-    async fn validate(
-        State(guard): State<Arc<Guard>>,
-        body: bytes::Bytes,
-    ) -> axum::response::Response {
-        // Pure CPU on a small object (tens of microseconds): fine on the async worker.
-        match guard.handle_review(&body) {
-            Ok(review) => axum::Json(review).into_response(),
-            Err(error) => {
-                tracing::warn!(%error, "guard: malformed review");
-                (StatusCode::BAD_REQUEST, error.to_string()).into_response()
-            }
-        }
-    }
-    async fn metrics(State(guard): State<Arc<Guard>>) -> String {
-        guard.metrics.render_prometheus()
-    }
-    axum::Router::new()
-        .route("/validate", post(validate))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
-        .with_state(guard)
-}
-
-/// Serves HTTPS on `listener` until `shutdown` completes.
-pub async fn serve(
-    guard: Arc<Guard>,
-    listener: tokio::net::TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let app = router(guard);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "guard: accept failed");
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let app = app.clone();
-                tokio::spawn(async move {
-                    let tls_stream = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => tls_stream,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, %error, "guard: TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "guard: TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let service = hyper_util::service::TowerToHyperService::new(app);
-                    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-                    if let Err(error) = builder.serve_connection(hyper_util::rt::TokioIo::new(tls_stream), service).await {
-                        tracing::debug!(%peer, %error, "guard: connection ended with an error");
-                    }
-                });
-            }
-        }
-    }
 }
 
 // ---- ValidatingAdmissionPolicy export ----

@@ -9,11 +9,13 @@
 //! rule matcher in [`authorizer`], so the risk checks, who-can, the recommender
 //! and the webhook can never disagree about what a rule grants.
 //!
-//! Modules: [`snapshot`] (loading, audit-event updates, catalog versions),
+//! Modules: [`snapshot`] (loading, audit-event updates), [`versions`]
+//! (snapshot versions in the catalog),
 //! [`authorizer`] (matching semantics, effective permissions, who-can),
 //! [`checks`] (findings, severities, exceptions, table/JSON/SARIF output),
 //! [`recommend`] (roles from the `requests` view), [`guard`] (webhook and
-//! ValidatingAdmissionPolicy export), [`config`] (the `[rbac]` and `[guard]`
+//! ValidatingAdmissionPolicy export), [`guard_server`] (the webhook's HTTPS
+//! server), [`config`] (the `[rbac]` and `[guard]`
 //! config sections), [`synthetic`] (generated large snapshots for benchmarks),
 //! [`cli`] (the `auditlens rbac` and `auditlens guard` commands).
 
@@ -22,18 +24,21 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod guard;
+pub mod guard_server;
 pub mod recommend;
 pub mod snapshot;
 pub mod synthetic;
+pub mod versions;
 
 pub use authorizer::{Authorizer, Decision, Grant, RequestAttributes, UserInfo, who_can};
 pub use checks::{Finding, FindingSubject, Origin, audit_snapshot};
 pub use cli::{CommandError, FindingsGate, GuardArgs, RbacArgs, run, run_guard};
 pub use config::{GuardConfig, RbacConfig, RbacException};
 pub use recommend::{RecommendOptions, RoleRecommendation, recommend};
-pub use snapshot::{
-    ApplyOutcome, Snapshot, SnapshotVersion, ensure_rbac_tables, list_snapshot_versions,
-    load_latest_snapshot, load_snapshot_at, save_snapshot,
+pub use snapshot::{ApplyOutcome, Snapshot};
+pub use versions::{
+    SnapshotVersion, ensure_rbac_tables, list_snapshot_versions, load_latest_snapshot,
+    load_snapshot_at, save_snapshot,
 };
 
 use std::path::PathBuf;
@@ -63,16 +68,18 @@ pub enum RbacError {
     #[error("audit event {audit_id}: {message}")]
     BadEvent { audit_id: String, message: String },
     #[error("{context}: {source}")]
+    /// Boxed, like `Store`: it keeps the error small for every `Result`
+    /// that carries it (clippy's `result_large_err`).
     DuckDb {
         context: String,
         #[source]
-        source: duckdb::Error,
+        source: Box<duckdb::Error>,
     },
     #[error("{context}: {source}")]
     Store {
         context: String,
         #[source]
-        source: crate::store::StoreError,
+        source: Box<crate::store::StoreError>,
     },
     #[error("config: {0}")]
     Config(String),
@@ -85,6 +92,9 @@ pub enum RbacError {
 impl RbacError {
     pub(crate) fn duckdb(context: impl Into<String>) -> impl FnOnce(duckdb::Error) -> RbacError {
         let context = context.into();
-        move |source| RbacError::DuckDb { context, source }
+        move |source| RbacError::DuckDb {
+            context,
+            source: Box::new(source),
+        }
     }
 }

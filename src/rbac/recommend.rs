@@ -148,7 +148,7 @@ pub fn recommend(
     crate::store::views::install_views(&connection, data_dir).map_err(|source| {
         RbacError::Store {
             context: format!("reading {}", data_dir.display()),
-            source,
+            source: Box::new(source),
         }
     })?;
     let requests = load_requests(&connection, options)?;

@@ -13,6 +13,7 @@
 
 mod build;
 mod charts;
+mod config;
 mod feedback_section;
 mod html;
 mod markdown;
@@ -20,6 +21,7 @@ mod model;
 mod schedule;
 
 pub use build::{BuildOptions, build_report, build_report_with, read_table_section, table_exists};
+pub use config::{ReportConfig, ReportFormat};
 pub use html::to_html;
 pub use markdown::to_markdown;
 pub use model::*;
@@ -33,7 +35,6 @@ use crate::config::Config;
 use crate::store::StoreError;
 use crate::store::views::sql_string_literal;
 use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub type Result<T, E = ReportError> = std::result::Result<T, E>;
@@ -60,74 +61,12 @@ pub enum ReportError {
     Invalid(String),
 }
 
-/// `[report]` in the config file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ReportConfig {
-    /// Whether the daemon writes the nightly report.
-    pub enabled: bool,
-    /// UTC time of day (`HH:MM`) after which the previous day's report is written.
-    pub time_utc: String,
-    /// Formats written to `data/reports/` (`json`, `md`, `html`).
-    pub formats: Vec<ReportFormat>,
-    /// Reports older than this many days are deleted (0 keeps everything).
-    pub retention_days: u32,
-    /// Identities listed in the activity section.
-    pub top_identities: usize,
-    /// History used to call a namespace or source IP "first seen" for an identity.
-    pub first_seen_lookback_days: u32,
-    /// How often the daemon refreshes `data/catalog-export/` for readers outside it (0: never).
-    pub export_interval_seconds: u64,
-}
-
-impl Default for ReportConfig {
-    fn default() -> ReportConfig {
-        ReportConfig {
-            enabled: true,
-            time_utc: "02:00".to_string(),
-            formats: vec![ReportFormat::Json, ReportFormat::Md, ReportFormat::Html],
-            retention_days: 365,
-            top_identities: 15,
-            first_seen_lookback_days: 30,
-            export_interval_seconds: 300,
-        }
-    }
-}
-
 impl ReportConfig {
-    /// The scheduled time, or an error naming the bad value.
-    pub fn schedule_time(&self) -> Result<chrono::NaiveTime> {
-        chrono::NaiveTime::parse_from_str(&self.time_utc, "%H:%M").map_err(|error| {
-            ReportError::Invalid(format!(
-                "report.time_utc {:?} is not HH:MM: {error}",
-                self.time_utc
-            ))
-        })
-    }
-
     pub fn build_options(&self, catalog_source: &str) -> BuildOptions {
         BuildOptions {
             top_identities: self.top_identities.max(1),
             first_seen_lookback_days: self.first_seen_lookback_days.max(1),
             catalog_source: catalog_source.to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ReportFormat {
-    Json,
-    Md,
-    Html,
-}
-
-impl ReportFormat {
-    pub fn extension(self) -> &'static str {
-        match self {
-            ReportFormat::Json => "json",
-            ReportFormat::Md => "md",
-            ReportFormat::Html => "html",
         }
     }
 }

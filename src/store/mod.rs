@@ -14,6 +14,7 @@ pub mod quarantine;
 pub mod query;
 pub mod retention;
 pub mod schema;
+pub mod statement_guard;
 pub mod views;
 pub mod writer;
 

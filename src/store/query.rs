@@ -30,6 +30,7 @@
 //! byte and time limits cut the result and say so. A watchdog thread
 //! interrupts DuckDB when the time limit passes.
 
+use super::statement_guard::{TreeVerdict, judge_parse_tree};
 use super::views::{events_dir, install_views, sql_string_literal};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -607,94 +608,12 @@ impl Sandbox {
                     "DuckDB's parser could not check the statement: {error}"
                 ))
             })?;
-        let tree: serde_json::Value = serde_json::from_str(&serialized).map_err(|error| {
-            QueryError::Internal(format!("DuckDB's parse tree is not JSON: {error}"))
-        })?;
-        if tree["error"].as_bool() == Some(true) {
-            let message = tree["error_message"].as_str().unwrap_or_default();
-            if message.contains("Only SELECT") {
-                return Err(QueryError::Refused {
-                    what: leading_keyword(sql),
-                    reason: "only SELECT statements run here; DuckDB parses this as another kind of statement".into(),
-                });
-            }
-            return Err(QueryError::Invalid(format!(
-                "{}: {message}",
-                tree["error_type"].as_str().unwrap_or("error")
-            )));
+        match judge_parse_tree(sql, &serialized) {
+            TreeVerdict::Read => Ok(()),
+            TreeVerdict::Refused { what, reason } => Err(QueryError::Refused { what, reason }),
+            TreeVerdict::Invalid(message) => Err(QueryError::Invalid(message)),
+            TreeVerdict::Unreadable(message) => Err(QueryError::Internal(message)),
         }
-        if let Some(node) = first_writing_node(&tree) {
-            let what = node
-                .trim_end_matches("_QUERY_NODE")
-                .trim_end_matches("_NODE")
-                .replace('_', " ");
-            return Err(QueryError::Refused {
-                what: format!("{what} inside a query"),
-                reason:
-                    "data-modifying WITH clauses are not allowed: the query endpoint is read-only"
-                        .into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// Query node types a read-only statement may contain.
-const READ_QUERY_NODES: [&str; 4] = [
-    "SELECT_NODE",
-    "SET_OPERATION_NODE",
-    "RECURSIVE_CTE_NODE",
-    "CTE_NODE",
-];
-
-/// The first query node in a serialized parse tree that is not a read
-/// (`INSERT_QUERY_NODE`, `DELETE_QUERY_NODE`, ...).
-fn first_writing_node(tree: &serde_json::Value) -> Option<String> {
-    match tree {
-        serde_json::Value::Object(fields) => {
-            if let Some(serde_json::Value::String(kind)) = fields.get("type")
-                && kind.ends_with("_NODE")
-                && !READ_QUERY_NODES.contains(&kind.as_str())
-            {
-                return Some(kind.clone());
-            }
-            fields.values().find_map(first_writing_node)
-        }
-        serde_json::Value::Array(items) => items.iter().find_map(first_writing_node),
-        _ => None,
-    }
-}
-
-/// The first SQL keyword of a statement (after comments), for messages only.
-fn leading_keyword(sql: &str) -> String {
-    let mut rest = sql.trim_start();
-    loop {
-        if let Some(comment) = rest.strip_prefix("--") {
-            rest = comment
-                .split_once('\n')
-                .map(|(_, after)| after)
-                .unwrap_or("")
-                .trim_start();
-        } else if let Some(comment) = rest.strip_prefix("/*") {
-            rest = comment
-                .split_once("*/")
-                .map(|(_, after)| after)
-                .unwrap_or("")
-                .trim_start();
-        } else if let Some(inner) = rest.strip_prefix('(') {
-            rest = inner.trim_start();
-        } else {
-            break;
-        }
-    }
-    let word: String = rest
-        .chars()
-        .take_while(|character| character.is_ascii_alphabetic())
-        .collect();
-    if word.is_empty() {
-        "statement".to_string()
-    } else {
-        format!("{} (not a SELECT)", word.to_ascii_uppercase())
     }
 }
 

@@ -379,6 +379,37 @@ fn malformed_reviews_are_errors_with_a_reason() {
     assert_eq!(guard.metrics.malformed.load(Ordering::Relaxed), 7);
 }
 
+/// Found by the `admission_review` fuzz target: a review with a byte that is
+/// not UTF-8 inside a field the guard ignores (here a key of `request`) was
+/// answered as if it were JSON, because serde_json skips ignored strings
+/// without validating them. It is malformed, like any other non-JSON body.
+#[test]
+fn a_body_that_is_not_utf8_is_malformed_even_in_ignored_fields() {
+    let guard = guard(GuardMode::Enforce);
+    let valid = review(
+        "ClusterRole",
+        None,
+        "UPDATE",
+        "alice",
+        &["system:authenticated"],
+        role(
+            "ClusterRole",
+            "secret-reader",
+            serde_json::json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]),
+        ),
+    );
+    assert!(guard.handle_review(&valid).is_ok());
+    let at = valid
+        .windows(b"\"dryRun\"".len())
+        .position(|window| window == b"\"dryRun\"")
+        .expect("the review has a dryRun field");
+    let mut hostile = valid.clone();
+    hostile.insert(at + 1, 0xd3);
+    let error = guard.handle_review(&hostile).expect_err("not JSON");
+    assert!(error.to_string().contains("not UTF-8"), "{error}");
+    assert_eq!(guard.metrics.malformed.load(Ordering::Relaxed), 1);
+}
+
 mod never_panics {
     use super::*;
     use proptest::prelude::*;
