@@ -705,7 +705,7 @@ pub fn run(args: RbacArgs, global: &GlobalOptions) -> Result<(), CommandError> {
                 crate::store::views::install_views(&connection, &global.data_dir).map_err(
                     |source| RbacError::Store {
                         context: format!("reading {}", global.data_dir.display()),
-                        source,
+                        source: Box::new(source),
                     },
                 )?;
                 let requests = load_requests(&connection, &options)?;
