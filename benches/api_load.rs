@@ -49,7 +49,15 @@ fn history(rate: u64) -> PathBuf {
     let started = Instant::now();
     run(
         auditlens()
-            .args(["simulate", "--days", "1", "--warmup-days", "1", "--gzip", "--quiet"])
+            .args([
+                "simulate",
+                "--days",
+                "1",
+                "--warmup-days",
+                "1",
+                "--gzip",
+                "--quiet",
+            ])
             .args(["--rate", &rate.to_string(), "--out"])
             .arg(&simulated),
         "simulate",
@@ -108,7 +116,10 @@ fn busiest(data: &Path) -> (String, String) {
     };
     (
         pick("username", "identity_kind = 'user'"),
-        pick("namespace", "namespace IS NOT NULL AND namespace <> 'kube-system'"),
+        pick(
+            "namespace",
+            "namespace IS NOT NULL AND namespace <> 'kube-system'",
+        ),
     )
 }
 
@@ -129,7 +140,6 @@ fn lag_seconds(connection: &duckdb::Connection, data: &Path) -> Option<f64> {
         .flatten();
     newest.map(|newest| (chrono::Utc::now().timestamp_micros() - newest) as f64 / 1e6)
 }
-
 
 fn main() {
     let seconds = setting("AUDITLENS_BENCH_SECONDS", 60);
@@ -163,8 +173,22 @@ fn main() {
     std::fs::create_dir_all(&audit).expect("audit dir");
     let _writer = KillOnDrop(
         auditlens()
-            .args(["simulate", "--live", "--days", "1", "--attacks", "none", "--gzip"])
-            .args(["--max-size-mb", "16", "--quiet", "--rate", &live_rate.to_string()])
+            .args([
+                "simulate",
+                "--live",
+                "--days",
+                "1",
+                "--attacks",
+                "none",
+                "--gzip",
+            ])
+            .args([
+                "--max-size-mb",
+                "16",
+                "--quiet",
+                "--rate",
+                &live_rate.to_string(),
+            ])
             .arg("--out")
             .arg(&audit)
             .spawn()
@@ -333,4 +357,3 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
     sorted[index.min(sorted.len() - 1)]
 }
-

@@ -94,7 +94,15 @@ fn main() {
     let log = audit.join("audit.log");
     append(
         &log,
-        &event_line("warmup-0", "system:node:worker-0", "get", "nodes", None, "", "worker-0"),
+        &event_line(
+            "warmup-0",
+            "system:node:worker-0",
+            "get",
+            "nodes",
+            None,
+            "",
+            "worker-0",
+        ),
     );
 
     let (daemon, address) = start_daemon(&data, &audit, &["--quiet"]);
@@ -114,7 +122,7 @@ fn main() {
                 for _ in 0..per_slice {
                     counter += 1;
                     let node = format!("worker-{}", counter % 12);
-                    text.push_str(&if counter % 3 == 0 {
+                    text.push_str(&if counter.is_multiple_of(3) {
                         event_line(
                             &format!("bg-{counter}"),
                             "system:serviceaccount:kube-system:replicaset-controller",
@@ -193,9 +201,8 @@ fn main() {
             })
         };
         let mut latencies = Vec::new();
-        let deadline = tokio::time::Instant::now()
-            + interval * probes as u32
-            + Duration::from_secs(30);
+        let deadline =
+            tokio::time::Instant::now() + interval * probes as u32 + Duration::from_secs(30);
         loop {
             let next = tokio::time::timeout_at(deadline, stream.message()).await;
             let Ok(Ok(Some(message))) = next else {

@@ -41,7 +41,12 @@ pub fn start_daemon(data: &Path, audit: &Path, extra: &[&str]) -> (KillOnDrop, S
             .arg("serve")
             .arg("--audit-dir")
             .arg(audit)
-            .args(["--grpc-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args([
+                "--grpc-listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

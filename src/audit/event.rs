@@ -184,8 +184,8 @@ impl AuditEvent {
                 Ok(_) => "invalid UTF-8".to_string(),
             })
         })?;
-        let wire: WireEvent = serde_json::from_str(text)
-            .map_err(|error| DecodeError::NotJson(error.to_string()))?;
+        let wire: WireEvent =
+            serde_json::from_str(text).map_err(|error| DecodeError::NotJson(error.to_string()))?;
         match wire.kind.as_deref() {
             Some("Event") => {}
             Some(other) => return Err(DecodeError::WrongKind(other.to_string())),

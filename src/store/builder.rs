@@ -152,10 +152,14 @@ impl EventColumns {
     /// chunk's columns are not regrown (and copied) a dozen times as it is
     /// decoded. Reserved, untouched capacity costs address space, not memory.
     pub fn with_capacity(rows: usize) -> EventColumns {
-        let strings = |bytes_per_value: usize| StringBuilder::with_capacity(rows, rows * bytes_per_value);
+        let strings =
+            |bytes_per_value: usize| StringBuilder::with_capacity(rows, rows * bytes_per_value);
         let lists = |values_per_row: usize, bytes_per_value: usize| {
             ListBuilder::with_capacity(
-                StringBuilder::with_capacity(rows * values_per_row, rows * values_per_row * bytes_per_value),
+                StringBuilder::with_capacity(
+                    rows * values_per_row,
+                    rows * values_per_row * bytes_per_value,
+                ),
                 rows,
             )
         };
