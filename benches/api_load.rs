@@ -1,126 +1,214 @@
-//! Load benchmark of the gRPC API: N concurrent clients run the canned
-//! investigations (sql/investigations) against the real binary for a fixed
-//! time over a day of synthetic events, and report errors, latency
-//! percentiles and queries per second.
+//! Load benchmark of the gRPC API against the running daemon: a day of
+//! simulated cluster history is ingested (the real `simulate` and `ingest`
+//! commands), then `auditlens serve` tails a live simulated cluster while N
+//! concurrent clients run the canned investigations (sql/investigations) for
+//! a fixed time. Reports errors, latency percentiles, queries per second and
+//! the ingest lag the daemon kept meanwhile (now − newest stored event time of
+//! the live traffic, sampled every second straight from the Parquet folder,
+//! as the soak test measures it).
 //!
-//! Run: `cargo bench --bench api_load` (figures go to docs/API.md).
+//! Run: `cargo bench --bench api_load` (figures go to docs/PERFORMANCE.md).
 //! Knobs (environment): AUDITLENS_BENCH_SECONDS (60), AUDITLENS_BENCH_CLIENTS
-//! (32), AUDITLENS_BENCH_ROWS_PER_HOUR (20000), AUDITLENS_BENCH_CONCURRENT
-//! (server --max-concurrent-queries, default 2 = the machine's cores).
+//! (32), AUDITLENS_BENCH_HISTORY_RATE (events/s of the ingested day, 50),
+//! AUDITLENS_BENCH_LIVE_RATE (events/s written while the clients run, 200),
+//! AUDITLENS_BENCH_CONCURRENT (server --max-concurrent-queries, default 2 =
+//! the machine's cores). The ingested day is kept in
+//! <target>/auditlens-api-bench/<rate> and copied for every run.
 
 use auditlens::api::client::{ClientOptions, connect, run_query};
 use auditlens::api::{investigations, proto};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-fn setting(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
+mod support;
+
+use support::{KillOnDrop, auditlens, setting, start_daemon};
+
+fn run(command: &mut Command, what: &str) {
+    let status = command.status().expect(what);
+    assert!(status.success(), "{what} failed: {status}");
 }
 
-/// One day (24 hour partitions) of synthetic events: 200 identities, 12
-/// namespaces, secrets reads, RBAC changes, 403s and exec sessions.
-fn write_day(data_dir: &std::path::Path, rows_per_hour: u64) {
+/// A day of simulated history, ingested once and kept for later runs.
+fn history(rate: u64) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let root = PathBuf::from(target)
+        .join("auditlens-api-bench")
+        .join(rate.to_string());
+    let data = root.join("data");
+    if data.join("ready").exists() {
+        eprintln!("reusing the ingested day in {}", data.display());
+        return data;
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    let simulated = root.join("sim");
+    let started = Instant::now();
+    run(
+        auditlens()
+            .args([
+                "simulate",
+                "--days",
+                "1",
+                "--warmup-days",
+                "1",
+                "--gzip",
+                "--quiet",
+            ])
+            .args(["--rate", &rate.to_string(), "--out"])
+            .arg(&simulated),
+        "simulate",
+    );
+    run(
+        auditlens()
+            .args(["ingest", "--no-progress", "--quiet", "--data-dir"])
+            .arg(&data)
+            .arg(&simulated),
+        "ingest",
+    );
+    run(
+        auditlens()
+            .args(["train", "--quiet", "--data-dir"])
+            .arg(&data),
+        "train",
+    );
+    let _ = std::fs::remove_dir_all(&simulated);
+    std::fs::write(data.join("ready"), b"").expect("marker");
+    eprintln!(
+        "simulated, ingested and trained a day at {rate} events/s in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    data
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// The busiest person and namespace of the ingested day: the parameters an
+/// analyst would give the investigations.
+fn busiest(data: &Path) -> (String, String) {
     let connection = duckdb::Connection::open_in_memory().expect("duckdb");
-    for hour in 0..24u32 {
-        let columns: Vec<String> = auditlens::store::schema::duckdb_column_types()
-            .into_iter()
-            .map(|(name, sql_type)| {
-                let expression = match name {
-                    "ts" | "stage_ts" => format!(
-                        "TIMESTAMP '2026-11-26 {hour:02}:00:00' + to_microseconds(CAST(i * 3600000000 // {rows_per_hour} AS BIGINT))"
-                    ),
-                    "audit_id" => format!("'audit-{hour:02}-' || i"),
-                    "stage" => "'ResponseComplete'".into(),
-                    "level" => "'Metadata'".into(),
-                    "verb" => "['get','list','watch','create','delete','patch','update','get','get','list'][1 + CAST(hash(i) % 10 AS BIGINT)]".into(),
-                    "username" => "CASE WHEN i % 3 = 0 THEN 'system:serviceaccount:ns-' || (i % 12) || ':sa-' || (i % 40) ELSE 'user-' || (hash(i * 7) % 160) END".into(),
-                    "identity_kind" => "CASE WHEN i % 3 = 0 THEN 'service_account' ELSE 'user' END".into(),
-                    "user_groups" => "['system:authenticated']".into(),
-                    "source_ip" => "'10.' || (hash(i) % 4) || '.0.' || (hash(i * 13) % 50)".into(),
-                    "source_ips" => "['10.' || (hash(i) % 4) || '.0.' || (hash(i * 13) % 50)]".into(),
-                    "user_agent" => "['kubectl/v1.34.0','client-go/v1.34.0','helm/v3.16'][1 + i % 3]".into(),
-                    "api_group" => "CASE WHEN i % 97 = 0 THEN 'rbac.authorization.k8s.io' ELSE NULL END".into(),
-                    "api_version" => "'v1'".into(),
-                    "resource" => "CASE WHEN i % 97 = 0 THEN 'rolebindings' ELSE ['pods','secrets','configmaps','services','deployments'][1 + i % 5] END".into(),
-                    "subresource" => "CASE WHEN i % 500 = 0 THEN 'exec' ELSE NULL END".into(),
-                    "namespace" => "'ns-' || (hash(i * 3) % 12)".into(),
-                    "name" => "'object-' || (i % 100)".into(),
-                    "response_code" => "CASE WHEN hash(i * 5) % 50 = 0 THEN 403 ELSE 200 END".into(),
-                    "source_file" => "'/var/log/kubernetes/audit.log'".into(),
-                    "source_fingerprint" => "'fingerprint-bench'".into(),
-                    "source_offset" => format!("({hour} * 100000000 + i * 400)"),
-                    _ => format!("CAST(NULL AS {sql_type})"),
-                };
-                format!("CAST({expression} AS {sql_type}) AS {name}")
-            })
-            .collect();
-        let part = data_dir.join(format!(
-            "events/cluster=default/date=2026-11-26/hour={hour:02}"
-        ));
-        std::fs::create_dir_all(&part).expect("mkdir");
+    let events = data.join("events/*/*/*/*.parquet");
+    let pick = |column: &str, filter: &str| -> String {
         connection
-            .execute_batch(&format!(
-                "COPY (SELECT {} FROM range({rows_per_hour}) t(i) ORDER BY ts) TO '{}' (FORMAT parquet, COMPRESSION zstd)",
-                columns.join(", "),
-                part.join("part-01BENCH.parquet").display()
-            ))
-            .expect("write parquet");
-    }
+            .query_row(
+                &format!(
+                    "SELECT {column} FROM read_parquet('{}', hive_partitioning = true) WHERE {filter} GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+                    events.display()
+                ),
+                [],
+                |row| row.get(0),
+            )
+            .expect("busiest")
+    };
+    (
+        pick("username", "identity_kind = 'user'"),
+        pick(
+            "namespace",
+            "namespace IS NOT NULL AND namespace <> 'kube-system'",
+        ),
+    )
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
+/// Now minus the newest stored event of today's live traffic, seconds.
+fn lag_seconds(connection: &duckdb::Connection, data: &Path) -> Option<f64> {
+    let today = chrono::Utc::now().format("%Y-%m-%d");
+    let glob = data.join(format!("events/*/date={today}/*/*.parquet"));
+    let newest: Option<i64> = connection
+        .query_row(
+            &format!(
+                "SELECT epoch_us(max(ts)) FROM read_parquet('{}', hive_partitioning = true)",
+                glob.display()
+            ),
+            [],
+            |row| row.get(0),
+        )
+        .ok()
+        .flatten();
+    newest.map(|newest| (chrono::Utc::now().timestamp_micros() - newest) as f64 / 1e6)
 }
 
 fn main() {
     let seconds = setting("AUDITLENS_BENCH_SECONDS", 60);
     let clients = setting("AUDITLENS_BENCH_CLIENTS", 32) as usize;
-    let rows_per_hour = setting("AUDITLENS_BENCH_ROWS_PER_HOUR", 20_000);
+    let history_rate = setting("AUDITLENS_BENCH_HISTORY_RATE", 50);
+    let live_rate = setting("AUDITLENS_BENCH_LIVE_RATE", 200);
     let concurrent = setting("AUDITLENS_BENCH_CONCURRENT", 2);
 
-    let data = tempfile::tempdir().expect("temp dir");
-    let started = Instant::now();
-    write_day(data.path(), rows_per_hour);
-    eprintln!(
-        "wrote {} events in {:.1} s",
-        rows_per_hour * 24,
-        started.elapsed().as_secs_f64()
-    );
-
-    let mut server = Command::new(env!("CARGO_BIN_EXE_auditlens"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .args([
-            "api-serve",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--max-concurrent-queries",
-        ])
-        .arg(concurrent.to_string())
-        .args(["--max-queued-queries", "256"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listening line");
-    let address: serde_json::Value = serde_json::from_str(line.trim()).expect("json line");
-    let options = ClientOptions {
-        server: format!("http://{}", address["address"].as_str().expect("address")),
-        ..ClientOptions::default()
+    let pristine = history(history_rate);
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let data = scratch.path().join("data");
+    copy_tree(&pristine, &data);
+    let (identity, namespace) = busiest(&data);
+    let stored_before = {
+        let connection = duckdb::Connection::open_in_memory().expect("duckdb");
+        let count: i64 = connection
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM read_parquet('{}')",
+                    data.join("events/*/*/*/*.parquet").display()
+                ),
+                [],
+                |row| row.get(0),
+            )
+            .expect("count");
+        count
     };
 
+    // The live cluster, then the daemon tailing it.
+    let audit = scratch.path().join("audit");
+    std::fs::create_dir_all(&audit).expect("audit dir");
+    let _writer = KillOnDrop(
+        auditlens()
+            .args([
+                "simulate",
+                "--live",
+                "--days",
+                "1",
+                "--attacks",
+                "none",
+                "--gzip",
+            ])
+            .args([
+                "--max-size-mb",
+                "16",
+                "--quiet",
+                "--rate",
+                &live_rate.to_string(),
+            ])
+            .arg("--out")
+            .arg(&audit)
+            .spawn()
+            .expect("start the live simulation"),
+    );
+    let (server, address) = start_daemon(
+        &data,
+        &audit,
+        &[
+            "--max-concurrent-queries",
+            &concurrent.to_string(),
+            "--max-queued-queries",
+            "256",
+            "--quiet",
+        ],
+    );
+    let options = ClientOptions {
+        server: format!("http://{address}"),
+        ..ClientOptions::default()
+    };
     // Each investigation with parameters a real analyst would give.
     let workload: Vec<(String, String, HashMap<String, String>)> = investigations::all()
         .into_iter()
@@ -128,10 +216,10 @@ fn main() {
             let mut given = BTreeMap::new();
             for parameter in &investigation.parameters {
                 let value = match parameter.name.as_str() {
-                    "namespace" => Some("ns-3"),
-                    "identity" => Some("user-42"),
-                    "since" => Some("2026-11-26 06:00:00"),
-                    "until" => Some("2026-11-26 18:00:00"),
+                    "namespace" => Some(namespace.as_str()),
+                    "identity" => Some(identity.as_str()),
+                    "since" => Some("2026-11-01 06:00:00"),
+                    "until" => Some("2026-11-01 18:00:00"),
                     _ => None,
                 };
                 if let Some(value) = value {
@@ -146,6 +234,34 @@ fn main() {
             )
         })
         .collect();
+
+    // Wait until the daemon has stored live traffic, then sample its lag
+    // every second while the clients run.
+    let probe = duckdb::Connection::open_in_memory().expect("duckdb");
+    let waited = Instant::now();
+    while lag_seconds(&probe, &data).is_none_or(|lag| lag > 5.0) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(300),
+            "the daemon stored no live traffic within 5 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let probe = duckdb::Connection::open_in_memory().expect("duckdb");
+            let mut lags = Vec::new();
+            while sampling.load(Ordering::Relaxed) {
+                if let Some(lag) = lag_seconds(&probe, &data) {
+                    lags.push(lag);
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            lags
+        })
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -187,8 +303,10 @@ fn main() {
         all
     });
     let elapsed = seconds as f64;
-    let _ = server.kill();
-    let _ = server.wait();
+    sampling.store(false, Ordering::Relaxed);
+    let mut lags = sampler.join().expect("lag sampler");
+    lags.sort_by(f64::total_cmp);
+    drop(server);
 
     let errors: Vec<&String> = results
         .iter()
@@ -197,8 +315,13 @@ fn main() {
     let mut latencies: Vec<Duration> = results.iter().map(|(_, latency, _)| *latency).collect();
     latencies.sort();
     println!(
-        "api_load: {clients} clients, {seconds} s, {} events over 24 h, server max-concurrent-queries {concurrent}",
-        rows_per_hour * 24
+        "api_load: {clients} clients, {seconds} s, {stored_before} events of history (a simulated day at {history_rate}/s), daemon ingesting {live_rate}/s live, server max-concurrent-queries {concurrent}; parameters identity={identity} namespace={namespace}"
+    );
+    println!(
+        "ingest lag while loaded: {} samples, median {:.2} s, max {:.2} s (bar: < 5 s)",
+        lags.len(),
+        lags.get(lags.len() / 2).copied().unwrap_or(f64::NAN),
+        lags.last().copied().unwrap_or(f64::NAN),
     );
     println!(
         "queries {}  errors {}  queries/s {:.1}  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
@@ -225,4 +348,12 @@ fn main() {
     if let Some(first) = errors.first() {
         println!("first error: {first}");
     }
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
 }

@@ -119,3 +119,36 @@ CREATE TABLE IF NOT EXISTS threshold_changes (
     reason VARCHAR NOT NULL,
     changed_at TIMESTAMP NOT NULL
 );
+
+-- RBAC findings accepted as known exceptions from the command line
+-- (`auditlens rbac accept`): the catalog twin of `[rbac.exceptions.*]`, with
+-- the rules of suppressions (reason, owner, expiry; never updated in place).
+-- Unset selector columns match anything; the audit reads the rows in force
+-- at its own clock, so an expired one stops applying without a restart.
+CREATE TABLE IF NOT EXISTS rbac_exceptions (
+    id VARCHAR NOT NULL PRIMARY KEY,
+    check_id VARCHAR NOT NULL,          -- R01 ... R32
+    subject_kind VARCHAR,
+    subject_name VARCHAR,
+    subject_namespace VARCHAR,
+    binding VARCHAR,                    -- as printed in findings
+    role VARCHAR,
+    namespace VARCHAR,
+    reason VARCHAR NOT NULL,
+    owner VARCHAR NOT NULL,
+    accepted_by VARCHAR NOT NULL,
+    accepted_at TIMESTAMP NOT NULL,
+    expires_at TIMESTAMP NOT NULL
+);
+
+-- Least-privilege recommendations marked applied (`rbac recommend
+-- --mark-applied`): the rules recommended, each with its scope. Every audit
+-- compares the identity's grants with the newest row for it.
+CREATE TABLE IF NOT EXISTS rbac_applied_recommendations (
+    id VARCHAR NOT NULL PRIMARY KEY,
+    identity VARCHAR NOT NULL,
+    groups_json VARCHAR NOT NULL,       -- groups its requests carried
+    rules_json VARCHAR NOT NULL,        -- [{"namespace": ns|null, "rule": PolicyRule}]
+    applied_by VARCHAR NOT NULL,
+    applied_at TIMESTAMP NOT NULL
+);

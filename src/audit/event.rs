@@ -4,6 +4,7 @@ use super::identity::Identity;
 use super::timestamp::parse_rfc3339_micros;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Why a line is not an audit event. Each variant names the problem in words an
@@ -91,13 +92,15 @@ pub struct ResponseStatus {
 }
 
 /// The wire shape, exactly as the API server writes it.
+/// Fields that are only checked or parsed (kind, apiVersion, timestamps) are
+/// borrowed from the line rather than copied.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireEvent {
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    api_version: Option<String>,
+struct WireEvent<'a> {
+    #[serde(default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    api_version: Option<Cow<'a, str>>,
     #[serde(default)]
     level: Option<String>,
     #[serde(default, rename = "auditID")]
@@ -124,13 +127,13 @@ struct WireEvent {
     request_object: Option<Box<RawValue>>,
     #[serde(default)]
     response_object: Option<Box<RawValue>>,
-    #[serde(default)]
-    request_received_timestamp: Option<String>,
-    #[serde(default)]
-    stage_timestamp: Option<String>,
+    #[serde(default, borrow)]
+    request_received_timestamp: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    stage_timestamp: Option<Cow<'a, str>>,
     /// `v1beta1` and old logs: the event time.
-    #[serde(default)]
-    timestamp: Option<String>,
+    #[serde(default, borrow)]
+    timestamp: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "null_as_default")]
     annotations: BTreeMap<String, String>,
 }
@@ -173,14 +176,16 @@ const REASON_ANNOTATION: &str = "authorization.k8s.io/reason";
 impl AuditEvent {
     /// Decodes one line (without its trailing newline).
     pub fn decode(line: &[u8]) -> Result<AuditEvent, DecodeError> {
-        let wire: WireEvent = serde_json::from_slice(line).map_err(|error| {
-            let text = error.to_string();
-            if std::str::from_utf8(line).is_err() {
-                DecodeError::InvalidUtf8(text)
-            } else {
-                DecodeError::NotJson(text)
-            }
+        // One SIMD UTF-8 check of the whole line, then a parse that need not
+        // check each string again (serde_json's `from_str` trusts its input).
+        let text = simdutf8::basic::from_utf8(line).map_err(|_| {
+            DecodeError::InvalidUtf8(match std::str::from_utf8(line) {
+                Err(error) => error.to_string(),
+                Ok(_) => "invalid UTF-8".to_string(),
+            })
         })?;
+        let wire: WireEvent =
+            serde_json::from_str(text).map_err(|error| DecodeError::NotJson(error.to_string()))?;
         match wire.kind.as_deref() {
             Some("Event") => {}
             Some(other) => return Err(DecodeError::WrongKind(other.to_string())),
@@ -214,7 +219,7 @@ impl AuditEvent {
             level: wire.level.unwrap_or_default(),
             verb,
             request_uri: wire.request_uri.unwrap_or_default(),
-            api_version_of_event: wire.api_version.unwrap_or_default(),
+            api_version_of_event: wire.api_version.map(Cow::into_owned).unwrap_or_default(),
             user,
             impersonated_user: wire.impersonated_user,
             source_ips: wire.source_ips,

@@ -194,6 +194,11 @@ pub fn run_detect(args: &DetectArgs, global: &GlobalOptions) -> Result<(), Comma
                 path: path.clone(),
                 source,
             })?;
+        // This folder's events, so a suppression narrowed to a namespace or
+        // source can read the evidence (a copied folder's catalog may still
+        // carry a view over the folder it was copied from).
+        crate::store::views::install_views(&connection, &global.data_dir)
+            .map_err(super::history::HistoryError::from)?;
         let store = AnomalyStore::open(&connection, args.incident_gap_minutes.max(1) * 60_000_000)?;
         let inserted = store.record(&outcome.anomalies)?;
         tracing::info!(inserted, path = %path.display(), "anomalies stored");

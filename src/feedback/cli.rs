@@ -147,6 +147,21 @@ pub fn open_catalog(data_dir: &Path) -> Result<duckdb::Connection> {
             path.display()
         )));
     }
+    open_catalog_file(&path)
+}
+
+/// [`open_catalog`], creating the data folder and catalog when there is none
+/// yet (an RBAC acceptance may come before anything was detected).
+pub fn open_catalog_creating(data_dir: &Path) -> Result<duckdb::Connection> {
+    std::fs::create_dir_all(data_dir).map_err(|error| FeedbackError::File {
+        path: data_dir.to_path_buf(),
+        message: error.to_string(),
+    })?;
+    open_catalog_file(&data_dir.join("catalog.duckdb"))
+}
+
+fn open_catalog_file(path: &Path) -> Result<duckdb::Connection> {
+    let path = path.to_path_buf();
     let connection = duckdb::Connection::open(&path).map_err(|error| {
         if is_lock_error(&error) {
             FeedbackError::CatalogBusy { path: path.clone() }
@@ -194,6 +209,8 @@ pub fn run_triage(args: &TriageArgs, global: &GlobalOptions, config: &Config) ->
     }
     if args.queue {
         let connection = open_catalog(&global.data_dir)?;
+        // The evidence's namespaces and sources come from this folder's events.
+        crate::store::views::install_views(&connection, &global.data_dir)?;
         let queue = super::triage::incident_queue(&connection, args.since, args.until)?;
         for incident in &queue {
             if args.json {

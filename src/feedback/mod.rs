@@ -7,6 +7,7 @@
 //! | [`suppression`] | "detector D for identity/namespace/source pattern P is expected": reason, owner, expiry; from a benign verdict or `[[feedback.suppressions]]` |
 //! | [`learning`] | thresholds that move after benign verdicts (within bounds, never hiding a confirmed attack), verdict windows for model training |
 //! | [`marker`] | the one check [`crate::detect::AnomalyStore::record`] makes per anomaly: suppressed by what, if anything |
+//! | [`rbac`] | RBAC findings accepted as exceptions (reason, owner, expiry) and recommendations marked applied, checked at every audit |
 //! | [`report`] | the nightly report's feedback section |
 //! | [`stored`] | reading back what reached people, for `eval --stored` |
 //! | [`cli`] | `auditlens triage` |
@@ -29,6 +30,7 @@ pub mod config;
 pub mod learning;
 pub mod marker;
 pub mod pattern;
+pub mod rbac;
 pub mod report;
 pub mod stored;
 pub mod suppression;
@@ -73,6 +75,8 @@ pub enum FeedbackError {
     CatalogBusy { path: std::path::PathBuf },
     #[error(transparent)]
     Api(#[from] crate::api::ApiError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 pub type Result<T, E = FeedbackError> = std::result::Result<T, E>;

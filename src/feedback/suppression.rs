@@ -365,7 +365,23 @@ pub fn sync_config_suppressions_in(
 /// requests from the `events` view, if this connection has one. `None` when
 /// the view is missing, the query fails or no evidence request is found.
 pub fn evidence_scope(connection: &Connection, anomaly: &Anomaly) -> Option<EvidenceScope> {
-    if anomaly.evidence_audit_ids.is_empty() {
+    evidence_scope_of(
+        connection,
+        &anomaly.evidence_audit_ids,
+        anomaly.window_start_micros(),
+        anomaly.window_end_micros(),
+    )
+}
+
+/// [`evidence_scope`] for evidence IDs and a window (UTC µs): what the triage
+/// queue shows so a person can narrow a suppression to where the evidence is.
+pub fn evidence_scope_of(
+    connection: &Connection,
+    evidence_audit_ids: &[String],
+    window_start: i64,
+    window_end: i64,
+) -> Option<EvidenceScope> {
+    if evidence_audit_ids.is_empty() {
         return None;
     }
     let has_view: i64 = connection
@@ -379,24 +395,18 @@ pub fn evidence_scope(connection: &Connection, anomaly: &Anomaly) -> Option<Evid
         return None;
     }
     let hour = 3_600_000_000i64;
-    let placeholders = vec!["?"; anomaly.evidence_audit_ids.len()].join(", ");
+    let placeholders = vec!["?"; evidence_audit_ids.len()].join(", ");
     let sql = format!(
         "SELECT DISTINCT namespace, source_ip FROM events WHERE audit_id IN ({placeholders}) \
          AND ts >= make_timestamp(?) AND ts < make_timestamp(?) AND stage <> 'RequestReceived'"
     );
-    let mut values: Vec<duckdb::types::Value> = anomaly
-        .evidence_audit_ids
+    let mut values: Vec<duckdb::types::Value> = evidence_audit_ids
         .iter()
         .map(|id| duckdb::types::Value::Text(id.clone()))
         .collect();
+    values.push(duckdb::types::Value::BigInt(window_start - hour));
     values.push(duckdb::types::Value::BigInt(
-        anomaly.window_start_micros() - hour,
-    ));
-    values.push(duckdb::types::Value::BigInt(
-        anomaly
-            .window_end_micros()
-            .max(anomaly.window_start_micros())
-            + hour,
+        window_end.max(window_start) + hour,
     ));
     let mut statement = connection.prepare(&sql).ok()?;
     let rows = statement

@@ -439,6 +439,12 @@ pub struct QueuedAnomaly {
     pub title: String,
     pub evidence_audit_ids: Vec<String>,
     pub suppressed_by: Option<String>,
+    /// Namespaces of the evidence requests (empty string: cluster-scoped),
+    /// when the data folder's events can be read: where a suppression made
+    /// from a verdict on it can be narrowed to (`--namespace`).
+    pub evidence_namespaces: Vec<String>,
+    /// Source addresses of the evidence requests (`--source`).
+    pub evidence_sources: Vec<String>,
 }
 
 /// Incidents active in `[since, until)` (UTC µs), oldest first, with their
@@ -481,7 +487,7 @@ pub fn incident_queue(
         .map_err(database("listing incident anomalies"))?;
     let mut queue = Vec::with_capacity(incidents.len());
     for (id, identity, cluster, first_seen, last_seen, severity, title) in incidents {
-        let anomalies = anomalies_of
+        let mut anomalies = anomalies_of
             .query_map([&id], |row| {
                 let evidence: Option<String> = row.get(7)?;
                 Ok(QueuedAnomaly {
@@ -496,11 +502,32 @@ pub fn incident_queue(
                         .and_then(|text| serde_json::from_str(&text).ok())
                         .unwrap_or_default(),
                     suppressed_by: row.get(8)?,
+                    evidence_namespaces: Vec::new(),
+                    evidence_sources: Vec::new(),
                 })
             })
             .map_err(database("listing incident anomalies"))?
             .collect::<duckdb::Result<Vec<_>>>()
             .map_err(database("listing incident anomalies"))?;
+        for anomaly in &mut anomalies {
+            let scope = super::suppression::evidence_scope_of(
+                connection,
+                &anomaly.evidence_audit_ids,
+                anomaly.window_start.timestamp_micros(),
+                anomaly.window_end.timestamp_micros(),
+            )
+            .unwrap_or_default();
+            let namespaces: std::collections::BTreeSet<String> = scope
+                .iter()
+                .map(|(namespace, _)| namespace.clone().unwrap_or_default())
+                .collect();
+            let sources: std::collections::BTreeSet<String> = scope
+                .iter()
+                .filter_map(|(_, source)| source.clone())
+                .collect();
+            anomaly.evidence_namespaces = namespaces.into_iter().collect();
+            anomaly.evidence_sources = sources.into_iter().collect();
+        }
         let suppressed = anomalies
             .iter()
             .filter(|anomaly| anomaly.suppressed_by.is_some())

@@ -288,7 +288,8 @@ fn decode_chunk(
     settings: &PipelineSettings,
     keep_events: bool,
 ) -> Result<DecodedLines, String> {
-    let mut columns = PartitionedColumns::default();
+    let mut columns =
+        PartitionedColumns::with_expected_rows(memchr::memchr_iter(b'\n', &chunk.data).count() + 1);
     let mut spans: BTreeMap<PartitionKey, SourceSpan> = BTreeMap::new();
     let mut quarantine = Vec::new();
     let mut events = Vec::new();

@@ -1098,7 +1098,12 @@ fn strongest_grant(
     best
 }
 
-fn exception_matches(exception: &super::config::RbacException, finding: &Finding) -> bool {
+/// Whether a waiver's fields all match the finding (unset fields match anything);
+/// also used for the findings accepted from the command line (`feedback::rbac`).
+pub(crate) fn exception_matches(
+    exception: &super::config::RbacException,
+    finding: &Finding,
+) -> bool {
     let matches = |wanted: &Option<String>, actual: &str| {
         wanted.as_deref().is_none_or(|wanted| wanted == actual)
     };

@@ -10,7 +10,7 @@ use super::checks::{audit_snapshot_report, write_json, write_sarif, write_table}
 use super::config::{GuardConfig, GuardMode, RbacConfig, load_sections};
 use super::guard::{Guard, export_policies_yaml};
 use super::guard_server::{serve, tls_config_from_pem_files};
-use super::recommend::{RecommendOptions, recommend};
+use super::recommend::{RecommendOptions, load_requests, recommend, recommend_from_requests};
 use super::snapshot::Snapshot;
 use super::versions::{
     list_snapshot_versions, load_latest_snapshot, load_snapshot_at, save_snapshot,
@@ -27,11 +27,26 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error(transparent)]
-    Rbac(#[from] RbacError),
+    /// Boxed: an RBAC error carries DuckDB and I/O errors with their context.
+    Rbac(Box<RbacError>),
     #[error(transparent)]
     Gate(#[from] FindingsGate),
     #[error("{0}")]
     Usage(String),
+}
+
+impl From<RbacError> for CommandError {
+    fn from(error: RbacError) -> CommandError {
+        CommandError::Rbac(Box::new(error))
+    }
+}
+
+/// The catalog side of RBAC feedback (`rbac accept`, `--mark-applied`):
+/// its message, exit code 1 like every other RBAC error.
+impl From<crate::feedback::FeedbackError> for CommandError {
+    fn from(error: crate::feedback::FeedbackError) -> CommandError {
+        RbacError::Invalid(error.to_string()).into()
+    }
 }
 
 impl CommandError {
@@ -161,6 +176,60 @@ pub enum RbacCommand {
         rbac: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "yaml")]
         format: RecommendFormat,
+        /// Record in the catalog that this recommendation was applied: every
+        /// later `rbac audit` reports the identity's grants beyond it.
+        #[arg(long, requires = "identity")]
+        mark_applied: bool,
+        /// Who applied it (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Accept a finding as a known exception: stored in the catalog with a
+    /// reason, an owner and an expiry; `rbac audit` waives matching findings
+    /// until it expires.
+    Accept {
+        /// The check, e.g. R10.
+        #[arg(long)]
+        check: String,
+        /// The finding's subject name (user, group or service account).
+        #[arg(long)]
+        subject: Option<String>,
+        /// User, Group or ServiceAccount.
+        #[arg(long)]
+        subject_kind: Option<String>,
+        /// The service account's namespace.
+        #[arg(long)]
+        subject_namespace: Option<String>,
+        /// As printed in findings: ClusterRoleBinding/NAME or RoleBinding/NS/NAME.
+        #[arg(long)]
+        binding: Option<String>,
+        /// As printed in findings: ClusterRole/NAME or Role/NS/NAME.
+        #[arg(long)]
+        role: Option<String>,
+        /// Where the grant applies (a namespace).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// Why it is accepted (mandatory).
+        #[arg(long)]
+        reason: String,
+        /// Who answers for it (default: the actor).
+        #[arg(long)]
+        owner: Option<String>,
+        /// How long (30d, 12h) or until when (YYYY-MM-DD, RFC 3339); default
+        /// `[feedback] default_suppression_days`.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Who accepts it (default: $USER).
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// List the findings accepted from the command line (active and expired)
+    /// and the recommendations marked applied.
+    Exceptions {
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
     },
     /// Store a snapshot version in the catalog, or list the stored versions.
     Snapshot {
@@ -333,6 +402,95 @@ pub fn parse_request(
     RequestAttributes::resource(verb, &group, &combined, namespace, name)
 }
 
+fn actor_or_user(actor: Option<String>) -> String {
+    actor
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|actor| !actor.trim().is_empty())
+        .unwrap_or_else(|| "cli".to_string())
+}
+
+/// The accepted findings and applied recommendations of the data folder's
+/// catalog, read at each audit (none without a catalog; a catalog that
+/// cannot be opened, e.g. held by the daemon, is said so and skipped).
+fn catalog_feedback(
+    global: &GlobalOptions,
+) -> (
+    Vec<crate::feedback::rbac::AcceptedFinding>,
+    Vec<crate::feedback::rbac::AppliedRecommendation>,
+) {
+    if !catalog_path(&global.data_dir).exists() {
+        return (Vec::new(), Vec::new());
+    }
+    let read = || -> Result<_, CommandError> {
+        let connection = open_catalog(&global.data_dir, true)?;
+        Ok((
+            crate::feedback::rbac::accepted_findings(&connection)?,
+            crate::feedback::rbac::applied_recommendations(&connection)?,
+        ))
+    };
+    read().unwrap_or_else(|error| {
+        tracing::warn!(%error, "accepted findings and applied recommendations not read: the audit shows every finding");
+        (Vec::new(), Vec::new())
+    })
+}
+
+/// The table output's two extra sections: waived findings, applied recommendations.
+fn write_feedback_table(
+    waived: &[crate::feedback::rbac::WaivedFinding],
+    checks: &[crate::feedback::rbac::RecommendationCheck],
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "ACCEPTED ({} waived)", waived.len())?;
+    for entry in waived {
+        writeln!(
+            out,
+            "  {} {} {} {} via {}: {}{}",
+            entry.finding.check,
+            entry.finding.subject.kind,
+            entry.finding.subject.name,
+            entry.finding.binding,
+            entry.exception,
+            entry.reason,
+            entry
+                .expires_at
+                .map(|at| format!(" (until {})", at.format("%Y-%m-%dT%H:%M:%SZ")))
+                .unwrap_or_default()
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(out, "RECOMMENDATIONS APPLIED ({})", checks.len())?;
+    for check in checks {
+        if check.matches {
+            writeln!(
+                out,
+                "  {}: grants match the recommendation {} applied by {}",
+                check.identity, check.applied, check.applied_by
+            )?;
+        } else {
+            writeln!(
+                out,
+                "  {}: {} grant(s) beyond the recommendation {} applied by {}",
+                check.identity,
+                check.grants_beyond.len(),
+                check.applied,
+                check.applied_by
+            )?;
+            for grant in &check.grants_beyond {
+                writeln!(
+                    out,
+                    "    {} {} in {}: {}",
+                    grant.binding,
+                    grant.role,
+                    grant.namespace.as_deref().unwrap_or("cluster-wide"),
+                    grant.beyond.join(", ")
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn print_json(value: &impl serde::Serialize) -> Result<(), CommandError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|error| RbacError::Invalid(error.to_string()))?;
@@ -455,7 +613,17 @@ pub fn run(args: RbacArgs, global: &GlobalOptions) -> Result<(), CommandError> {
             fail_on,
         } => {
             let snapshot = load_source(&source, global)?;
-            let report = audit_snapshot_report(&snapshot, &rbac_config, Utc::now().date_naive());
+            let now = Utc::now();
+            let report = audit_snapshot_report(&snapshot, &rbac_config, now.date_naive());
+            // Findings accepted and recommendations applied from the command line.
+            let (accepted, applied) = catalog_feedback(global);
+            let report = crate::feedback::rbac::apply_accepted(report, &accepted, now);
+            let extras = (!accepted.is_empty() || !applied.is_empty()).then(|| {
+                (
+                    crate::feedback::rbac::waived(&report, &accepted, &rbac_config),
+                    crate::feedback::rbac::check_applied(&snapshot, &applied),
+                )
+            });
             for expired in &report.expired_exceptions {
                 tracing::warn!(exception = %expired, "RBAC exception expired: its findings are reported again");
             }
@@ -467,10 +635,25 @@ pub fn run(args: RbacArgs, global: &GlobalOptions) -> Result<(), CommandError> {
             }
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let written = match format {
-                AuditFormat::Table => write_table(&report.findings, &mut out),
-                AuditFormat::Json => write_json(&report.findings, &mut out),
-                AuditFormat::Sarif => write_sarif(&report.findings, &mut out),
+            let written = match (format, &extras) {
+                (AuditFormat::Table, extras) => {
+                    write_table(&report.findings, &mut out).and_then(|()| match extras {
+                        Some((waived, checks)) => write_feedback_table(waived, checks, &mut out),
+                        None => Ok(()),
+                    })
+                }
+                (AuditFormat::Json, None) => write_json(&report.findings, &mut out),
+                (AuditFormat::Json, Some((waived, checks))) => serde_json::to_writer_pretty(
+                    &mut out,
+                    &serde_json::json!({
+                        "findings": report.findings,
+                        "accepted": waived,
+                        "recommendations_applied": checks,
+                    }),
+                )
+                .map_err(std::io::Error::other)
+                .and_then(|()| std::io::Write::write_all(&mut out, b"\n")),
+                (AuditFormat::Sarif, _) => write_sarif(&report.findings, &mut out),
             };
             written
                 .and_then(|()| std::io::Write::flush(&mut out))
@@ -497,6 +680,8 @@ pub fn run(args: RbacArgs, global: &GlobalOptions) -> Result<(), CommandError> {
             generalize,
             rbac,
             format,
+            mark_applied,
+            actor,
         } => {
             let options = RecommendOptions {
                 identity: if all { None } else { identity },
@@ -513,7 +698,31 @@ pub fn run(args: RbacArgs, global: &GlobalOptions) -> Result<(), CommandError> {
                 }
                 None => None,
             };
-            let recommendations = recommend(&global.data_dir, current.as_ref(), &options)?;
+            let (recommendations, groups) = if mark_applied {
+                // The groups its requests carried: their bindings are its grants too.
+                let connection = duckdb::Connection::open_in_memory()
+                    .map_err(RbacError::duckdb("opening an in-memory DuckDB"))?;
+                crate::store::views::install_views(&connection, &global.data_dir).map_err(
+                    |source| RbacError::Store {
+                        context: format!("reading {}", global.data_dir.display()),
+                        source: Box::new(source),
+                    },
+                )?;
+                let requests = load_requests(&connection, &options)?;
+                let groups: std::collections::BTreeSet<String> = requests
+                    .iter()
+                    .flat_map(|request| request.groups.iter().cloned())
+                    .collect();
+                (
+                    recommend_from_requests(&requests, current.as_ref(), &options),
+                    groups.into_iter().collect::<Vec<_>>(),
+                )
+            } else {
+                (
+                    recommend(&global.data_dir, current.as_ref(), &options)?,
+                    Vec::new(),
+                )
+            };
             if recommendations.is_empty() {
                 return Err(RbacError::Invalid(format!(
                     "no requests{} in the period under {}",
@@ -531,6 +740,121 @@ pub fn run(args: RbacArgs, global: &GlobalOptions) -> Result<(), CommandError> {
                 RecommendFormat::Yaml => {
                     for recommendation in &recommendations {
                         print!("{}", recommendation.to_yaml()?);
+                    }
+                }
+            }
+            if mark_applied {
+                let connection = crate::feedback::cli::open_catalog_creating(&global.data_dir)?;
+                let actor = actor_or_user(actor);
+                for recommendation in &recommendations {
+                    let applied = crate::feedback::rbac::mark_applied(
+                        &connection,
+                        recommendation,
+                        &groups,
+                        &actor,
+                        &crate::feedback::SystemClock,
+                    )?;
+                    eprintln!(
+                        "marked applied as {} ({} rules) by {}: every later `rbac audit` reports {}'s grants beyond it",
+                        applied.id,
+                        applied.rules.len(),
+                        applied.applied_by,
+                        applied.identity
+                    );
+                }
+            }
+        }
+        RbacCommand::Accept {
+            check,
+            subject,
+            subject_kind,
+            subject_namespace,
+            binding,
+            role,
+            namespace,
+            reason,
+            owner,
+            expires,
+            actor,
+            format,
+        } => {
+            let config = crate::config::Config::load(global.config.as_deref())
+                .map_err(|error| CommandError::Usage(error.to_string()))?;
+            let now = Utc::now();
+            let expires_at = match expires.as_deref() {
+                None => {
+                    now + chrono::Duration::days(i64::from(
+                        config.feedback.default_suppression_days,
+                    ))
+                }
+                Some(text) => match crate::feedback::parse_duration(text) {
+                    Ok(duration) => now + duration,
+                    Err(_) => parse_time(text)?,
+                },
+            };
+            let accepted_by = actor_or_user(actor);
+            let connection = crate::feedback::cli::open_catalog_creating(&global.data_dir)?;
+            let accepted = crate::feedback::rbac::accept(
+                &connection,
+                &crate::feedback::rbac::NewAcceptance {
+                    selector: crate::feedback::rbac::FindingSelector {
+                        check,
+                        subject_kind,
+                        subject_name: subject,
+                        subject_namespace,
+                        binding,
+                        role,
+                        namespace,
+                    },
+                    reason,
+                    owner: owner.unwrap_or_else(|| accepted_by.clone()),
+                    accepted_by,
+                    expires_at,
+                },
+                &crate::feedback::SystemClock,
+            )?;
+            match format {
+                ListFormat::Json => print_json(&accepted)?,
+                ListFormat::Table => println!("accepted {}", accepted.describe()),
+            }
+        }
+        RbacCommand::Exceptions { format } => {
+            let (accepted, applied) = if catalog_path(&global.data_dir).exists() {
+                let connection = open_catalog(&global.data_dir, true)?;
+                (
+                    crate::feedback::rbac::accepted_findings(&connection)?,
+                    crate::feedback::rbac::applied_recommendations(&connection)?,
+                )
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            let now = Utc::now();
+            match format {
+                ListFormat::Json => print_json(&serde_json::json!({
+                    "accepted": accepted.iter().map(|entry| serde_json::json!({
+                        "status": if entry.is_active(now) { "active" } else { "expired" },
+                        "exception": entry,
+                    })).collect::<Vec<_>>(),
+                    "recommendations_applied": applied,
+                }))?,
+                ListFormat::Table => {
+                    for entry in &accepted {
+                        let status = if entry.is_active(now) {
+                            "active"
+                        } else {
+                            "expired"
+                        };
+                        println!("{status:<8} {}", entry.describe());
+                    }
+                    for entry in &applied {
+                        println!(
+                            "applied  {} {}: {} rules, by {} at {}",
+                            entry.id,
+                            entry.identity,
+                            entry.rules.len(),
+                            entry.applied_by,
+                            entry.applied_at.format("%Y-%m-%dT%H:%M:%SZ")
+                        );
                     }
                 }
             }
