@@ -16,26 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-fn auditlens(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(common::binary())
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("AUDITLENS_LOG", "auditlens=warn")
-        .env("USER", "tester")
-        .output()
-        .expect("run auditlens")
-}
-
-fn succeed(data_dir: &Path, args: &[&str]) -> String {
-    let output = auditlens(data_dir, args);
-    assert!(
-        output.status.success(),
-        "auditlens {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use common::{run_as_tester as auditlens, succeed};
 
 /// A data folder holding the simulated day of `testdata/sim`, ingested once
 /// per test binary and copied for each test (ingest is the slow part).

@@ -12,26 +12,7 @@ use std::process::{Command, Output};
 
 const ACCOUNT: &str = "system:serviceaccount:shop:cart";
 
-fn auditlens(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(common::binary())
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("AUDITLENS_LOG", "auditlens=warn")
-        .env("USER", "tester")
-        .output()
-        .expect("run auditlens")
-}
-
-fn succeed(data_dir: &Path, args: &[&str]) -> String {
-    let output = auditlens(data_dir, args);
-    assert!(
-        output.status.success(),
-        "auditlens {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use common::{run_as_tester as auditlens, succeed};
 
 fn json_of(data_dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&succeed(data_dir, args)).expect("JSON output")

@@ -27,6 +27,30 @@ pub fn run(data_dir: &Path, args: &[&str]) -> Output {
         .expect("run auditlens")
 }
 
+/// [`run`] as the user `tester` (verdicts and RBAC acceptances record
+/// `$USER` as their actor).
+pub fn run_as_tester(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("AUDITLENS_LOG", "auditlens=warn")
+        .env("USER", "tester")
+        .output()
+        .expect("run auditlens")
+}
+
+/// [`run_as_tester`] that must succeed; its standard output.
+pub fn succeed(data_dir: &Path, args: &[&str]) -> String {
+    let output = run_as_tester(data_dir, args);
+    assert!(
+        output.status.success(),
+        "auditlens {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Starts `auditlens serve` over `audit_dir` with fast flushes and scans.
 pub fn start_daemon(data_dir: &Path, audit_dir: &Path, extra: &[&str]) -> Child {
     Command::new(binary())
