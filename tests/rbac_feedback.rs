@@ -8,7 +8,6 @@ mod common;
 
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Command, Output};
 
 const ACCOUNT: &str = "system:serviceaccount:shop:cart";
 
