@@ -71,7 +71,13 @@ fn history(rate: u64) -> PathBuf {
     );
     run(
         auditlens()
-            .args(["train", "--quiet", "--data-dir"])
+            .args([
+                "train",
+                "--quiet",
+                "--until",
+                "2026-11-02T00:00:00Z",
+                "--data-dir",
+            ])
             .arg(&data),
         "train",
     );

@@ -122,6 +122,11 @@ pub struct StoreConfig {
     pub retention_days: u32,
     /// A closed hour with more than this many parts is compacted into one.
     pub compact_min_parts: usize,
+    /// An hour still receiving events is compacted when this many of its
+    /// parts are smaller than `compact_small_part_bytes` (those become one),
+    /// so queries of the last hour do not open one part per flush.
+    pub open_hour_compact_parts: usize,
+    pub compact_small_part_bytes: u64,
     /// How often the daemon considers compaction and retention.
     pub maintenance_interval_ms: u64,
     /// Request/response objects are stored raw only for these resources
@@ -135,14 +140,16 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> StoreConfig {
         StoreConfig {
-            flush_interval_ms: 10_000,
+            flush_interval_ms: 2_000,
             flush_rows: 131_072,
-            flush_bytes: 64 * 1024 * 1024,
+            flush_bytes: 48 * 1024 * 1024,
             row_group_rows: 131_072,
             zstd_level: 1,
             retention_days: 90,
             compact_min_parts: 4,
-            maintenance_interval_ms: 300_000,
+            open_hour_compact_parts: 16,
+            compact_small_part_bytes: 32 * 1024 * 1024,
+            maintenance_interval_ms: 60_000,
             keep_objects: vec![
                 "rbac.authorization.k8s.io/*".to_string(),
                 "admissionregistration.k8s.io/*".to_string(),

@@ -45,97 +45,206 @@ impl DecodeError {
     }
 }
 
+/// A string of the line: borrowed from it when the JSON string has no escape
+/// (nearly every string of an audit log), decoded into its own buffer when it
+/// has one. Storing a line needs no owned copy of its strings; detection,
+/// which keeps events, converts them with [`EventView::into_event`].
+///
+/// `Option<Cow<str>>` would not do: serde borrows a `Cow` only when it is the
+/// field's whole type, and allocates inside an `Option` or a `Vec`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LineText<'a>(pub Cow<'a, str>);
+
+impl LineText<'_> {
+    pub fn into_string(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl std::ops::Deref for LineText<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for LineText<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for LineText<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = LineText<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                text: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(LineText(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(LineText(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
+                Ok(LineText(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+impl Serialize for LineText<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+fn owned(text: Option<LineText<'_>>) -> Option<String> {
+    text.map(LineText::into_string)
+}
+
 /// `user` and `impersonatedUser` of an audit event (`authentication.k8s.io/v1 UserInfo`).
+/// `S` is `String`, or [`LineText`] in an [`EventView`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserInfo {
+pub struct UserInfo<S = String> {
     #[serde(default)]
-    pub username: String,
+    pub username: S,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid: Option<String>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub groups: Vec<String>,
+    pub uid: Option<S>,
+    #[serde(default = "Vec::new", deserialize_with = "null_as_default")]
+    pub groups: Vec<S>,
+}
+
+impl UserInfo<LineText<'_>> {
+    fn into_owned(self) -> UserInfo {
+        UserInfo {
+            username: self.username.into_string(),
+            uid: owned(self.uid),
+            groups: self.groups.into_iter().map(LineText::into_string).collect(),
+        }
+    }
 }
 
 /// `objectRef`: what the request was about.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectReference {
-    #[serde(default)]
-    pub resource: Option<String>,
-    #[serde(default)]
-    pub namespace: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub uid: Option<String>,
-    #[serde(default)]
-    pub api_group: Option<String>,
-    #[serde(default)]
-    pub api_version: Option<String>,
-    #[serde(default)]
-    pub resource_version: Option<String>,
-    #[serde(default)]
-    pub subresource: Option<String>,
+pub struct ObjectReference<S = String> {
+    #[serde(default = "none")]
+    pub resource: Option<S>,
+    #[serde(default = "none")]
+    pub namespace: Option<S>,
+    #[serde(default = "none")]
+    pub name: Option<S>,
+    #[serde(default = "none")]
+    pub uid: Option<S>,
+    #[serde(default = "none")]
+    pub api_group: Option<S>,
+    #[serde(default = "none")]
+    pub api_version: Option<S>,
+    #[serde(default = "none")]
+    pub resource_version: Option<S>,
+    #[serde(default = "none")]
+    pub subresource: Option<S>,
+}
+
+impl ObjectReference<LineText<'_>> {
+    fn into_owned(self) -> ObjectReference {
+        ObjectReference {
+            resource: owned(self.resource),
+            namespace: owned(self.namespace),
+            name: owned(self.name),
+            uid: owned(self.uid),
+            api_group: owned(self.api_group),
+            api_version: owned(self.api_version),
+            resource_version: owned(self.resource_version),
+            subresource: owned(self.subresource),
+        }
+    }
 }
 
 /// `responseStatus`: a `metav1.Status`, usually only `code` on success.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResponseStatus {
+pub struct ResponseStatus<S = String> {
     #[serde(default)]
     pub code: Option<i32>,
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
+    #[serde(default = "none")]
+    pub status: Option<S>,
+    #[serde(default = "none")]
+    pub reason: Option<S>,
+    #[serde(default = "none")]
+    pub message: Option<S>,
 }
 
-/// The wire shape, exactly as the API server writes it.
-/// Fields that are only checked or parsed (kind, apiVersion, timestamps) are
-/// borrowed from the line rather than copied.
+impl ResponseStatus<LineText<'_>> {
+    fn into_owned(self) -> ResponseStatus {
+        ResponseStatus {
+            code: self.code,
+            status: owned(self.status),
+            reason: owned(self.reason),
+            message: owned(self.message),
+        }
+    }
+}
+
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// The wire shape, exactly as the API server writes it, every string borrowed
+/// from the line where it can be.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireEvent<'a> {
     #[serde(default, borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<LineText<'a>>,
     #[serde(default, borrow)]
-    api_version: Option<Cow<'a, str>>,
-    #[serde(default)]
-    level: Option<String>,
-    #[serde(default, rename = "auditID")]
-    audit_id: Option<String>,
-    #[serde(default)]
-    stage: Option<String>,
-    #[serde(default, rename = "requestURI")]
-    request_uri: Option<String>,
-    #[serde(default)]
-    verb: Option<String>,
-    #[serde(default)]
-    user: Option<UserInfo>,
-    #[serde(default)]
-    impersonated_user: Option<UserInfo>,
-    #[serde(default, rename = "sourceIPs", deserialize_with = "null_as_default")]
-    source_ips: Vec<String>,
-    #[serde(default)]
-    user_agent: Option<String>,
-    #[serde(default)]
-    object_ref: Option<ObjectReference>,
-    #[serde(default)]
-    response_status: Option<ResponseStatus>,
-    #[serde(default)]
-    request_object: Option<Box<RawValue>>,
-    #[serde(default)]
-    response_object: Option<Box<RawValue>>,
+    api_version: Option<LineText<'a>>,
     #[serde(default, borrow)]
-    request_received_timestamp: Option<Cow<'a, str>>,
+    level: Option<LineText<'a>>,
+    #[serde(default, borrow, rename = "auditID")]
+    audit_id: Option<LineText<'a>>,
     #[serde(default, borrow)]
-    stage_timestamp: Option<Cow<'a, str>>,
+    stage: Option<LineText<'a>>,
+    #[serde(default, borrow, rename = "requestURI")]
+    request_uri: Option<LineText<'a>>,
+    #[serde(default, borrow)]
+    verb: Option<LineText<'a>>,
+    #[serde(default, borrow)]
+    user: Option<UserInfo<LineText<'a>>>,
+    #[serde(default, borrow)]
+    impersonated_user: Option<UserInfo<LineText<'a>>>,
+    #[serde(
+        default,
+        borrow,
+        rename = "sourceIPs",
+        deserialize_with = "null_as_default"
+    )]
+    source_ips: Vec<LineText<'a>>,
+    #[serde(default, borrow)]
+    user_agent: Option<LineText<'a>>,
+    #[serde(default, borrow)]
+    object_ref: Option<ObjectReference<LineText<'a>>>,
+    #[serde(default, borrow)]
+    response_status: Option<ResponseStatus<LineText<'a>>>,
+    #[serde(default, borrow)]
+    request_object: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    response_object: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    request_received_timestamp: Option<LineText<'a>>,
+    #[serde(default, borrow)]
+    stage_timestamp: Option<LineText<'a>>,
     /// `v1beta1` and old logs: the event time.
     #[serde(default, borrow)]
-    timestamp: Option<Cow<'a, str>>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    annotations: BTreeMap<String, String>,
+    timestamp: Option<LineText<'a>>,
+    #[serde(default, borrow, deserialize_with = "null_as_default")]
+    annotations: BTreeMap<LineText<'a>, LineText<'a>>,
 }
 
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -147,35 +256,53 @@ where
 }
 
 /// One decoded audit event. Times are UTC microseconds since the epoch.
+///
+/// `S` is the string type and `R` the raw-object type: `String` and
+/// `Box<RawValue>` for an event that owns its data ([`AuditEvent`], what
+/// detection keeps), [`LineText`] and `&RawValue` for an [`EventView`] that
+/// borrows from its line (what storage appends to columns, with no copy).
 #[derive(Debug, Clone)]
-pub struct AuditEvent {
+pub struct AuditEvent<S = String, R = Box<RawValue>> {
     /// `requestReceivedTimestamp` (or `timestamp` in old logs).
     pub ts: i64,
     /// `stageTimestamp`, or `ts` when the log does not carry one.
     pub stage_ts: i64,
-    pub audit_id: String,
-    pub stage: String,
-    pub level: String,
-    pub verb: String,
-    pub request_uri: String,
-    pub api_version_of_event: String,
-    pub user: UserInfo,
-    pub impersonated_user: Option<UserInfo>,
-    pub source_ips: Vec<String>,
-    pub user_agent: Option<String>,
-    pub object_ref: Option<ObjectReference>,
-    pub response_status: Option<ResponseStatus>,
-    pub request_object: Option<Box<RawValue>>,
-    pub response_object: Option<Box<RawValue>>,
-    pub annotations: BTreeMap<String, String>,
+    pub audit_id: S,
+    pub stage: S,
+    /// Empty when the line has none (as are the next two).
+    pub level: S,
+    pub verb: S,
+    pub request_uri: S,
+    pub api_version_of_event: S,
+    pub user: UserInfo<S>,
+    pub impersonated_user: Option<UserInfo<S>>,
+    pub source_ips: Vec<S>,
+    pub user_agent: Option<S>,
+    pub object_ref: Option<ObjectReference<S>>,
+    pub response_status: Option<ResponseStatus<S>>,
+    pub request_object: Option<R>,
+    pub response_object: Option<R>,
+    pub annotations: BTreeMap<S, S>,
 }
+
+/// An audit event borrowing its strings and raw objects from its line.
+pub type EventView<'a> = AuditEvent<LineText<'a>, &'a RawValue>;
 
 const DECISION_ANNOTATION: &str = "authorization.k8s.io/decision";
 const REASON_ANNOTATION: &str = "authorization.k8s.io/reason";
 
 impl AuditEvent {
-    /// Decodes one line (without its trailing newline).
+    /// Decodes one line (without its trailing newline) into an event that
+    /// owns its data.
     pub fn decode(line: &[u8]) -> Result<AuditEvent, DecodeError> {
+        EventView::parse(line).map(EventView::into_event)
+    }
+}
+
+impl<'a> EventView<'a> {
+    /// Decodes one line (without its trailing newline), borrowing from it.
+    /// (Not `decode`: `AuditEvent::decode` would then name two functions.)
+    pub fn parse(line: &'a [u8]) -> Result<EventView<'a>, DecodeError> {
         // One SIMD UTF-8 check of the whole line, then a parse that need not
         // check each string again (serde_json's `from_str` trusts its input).
         let text = simdutf8::basic::from_utf8(line).map_err(|_| {
@@ -184,7 +311,7 @@ impl AuditEvent {
                 Ok(_) => "invalid UTF-8".to_string(),
             })
         })?;
-        let wire: WireEvent =
+        let wire: WireEvent<'a> =
             serde_json::from_str(text).map_err(|error| DecodeError::NotJson(error.to_string()))?;
         match wire.kind.as_deref() {
             Some("Event") => {}
@@ -219,7 +346,7 @@ impl AuditEvent {
             level: wire.level.unwrap_or_default(),
             verb,
             request_uri: wire.request_uri.unwrap_or_default(),
-            api_version_of_event: wire.api_version.map(Cow::into_owned).unwrap_or_default(),
+            api_version_of_event: wire.api_version.unwrap_or_default(),
             user,
             impersonated_user: wire.impersonated_user,
             source_ips: wire.source_ips,
@@ -232,6 +359,42 @@ impl AuditEvent {
         })
     }
 
+    /// The same event owning its data (what detection keeps).
+    pub fn into_event(self) -> AuditEvent {
+        AuditEvent {
+            ts: self.ts,
+            stage_ts: self.stage_ts,
+            audit_id: self.audit_id.into_string(),
+            stage: self.stage.into_string(),
+            level: self.level.into_string(),
+            verb: self.verb.into_string(),
+            request_uri: self.request_uri.into_string(),
+            api_version_of_event: self.api_version_of_event.into_string(),
+            user: self.user.into_owned(),
+            impersonated_user: self.impersonated_user.map(UserInfo::into_owned),
+            source_ips: self
+                .source_ips
+                .into_iter()
+                .map(LineText::into_string)
+                .collect(),
+            user_agent: owned(self.user_agent),
+            object_ref: self.object_ref.map(ObjectReference::into_owned),
+            response_status: self.response_status.map(ResponseStatus::into_owned),
+            request_object: self.request_object.map(RawValue::to_owned),
+            response_object: self.response_object.map(RawValue::to_owned),
+            annotations: self
+                .annotations
+                .into_iter()
+                .map(|(key, value)| (key.into_string(), value.into_string()))
+                .collect(),
+        }
+    }
+}
+
+impl<S, R> AuditEvent<S, R>
+where
+    S: std::ops::Deref<Target = str> + std::borrow::Borrow<str> + Ord,
+{
     /// The authenticated user: the actor detection attributes the request to
     /// (for impersonation, the impersonator).
     pub fn actor(&self) -> &str {
@@ -258,7 +421,7 @@ impl AuditEvent {
 
     /// The first source IP: the client as the API server saw it.
     pub fn source_ip(&self) -> Option<&str> {
-        self.source_ips.first().map(String::as_str)
+        self.source_ips.first().map(|address| &**address)
     }
 
     pub fn resource(&self) -> Option<&str> {
@@ -301,11 +464,13 @@ impl AuditEvent {
     pub fn decision(&self) -> Option<&str> {
         self.annotations
             .get(DECISION_ANNOTATION)
-            .map(String::as_str)
+            .map(|decision| &**decision)
     }
 
     pub fn authorization_reason(&self) -> Option<&str> {
-        self.annotations.get(REASON_ANNOTATION).map(String::as_str)
+        self.annotations
+            .get(REASON_ANNOTATION)
+            .map(|reason| &**reason)
     }
 
     /// Whether the request was refused by authorization (403 or a `forbid` decision).
@@ -325,7 +490,7 @@ impl AuditEvent {
     /// Whether the verb changes state.
     pub fn is_write(&self) -> bool {
         matches!(
-            self.verb.as_str(),
+            &*self.verb,
             "create" | "update" | "patch" | "delete" | "deletecollection"
         )
     }

@@ -1,6 +1,8 @@
 //! The `audit.k8s.io` Event model and identity classification.
 //!
-//! One JSON line of a kube-apiserver audit log becomes one [`AuditEvent`]. The
+//! One JSON line of a kube-apiserver audit log becomes one [`EventView`], which
+//! borrows its strings from the line (what storage needs), or one [`AuditEvent`],
+//! which owns them (what detection keeps). The
 //! model accepts `audit.k8s.io/v1` and `v1beta1` (and the old logs that carry a
 //! top-level `timestamp` instead of `requestReceivedTimestamp`), and rejects
 //! anything else with a [`DecodeError`] that says why, so the caller can
@@ -16,6 +18,8 @@ mod event;
 mod identity;
 mod timestamp;
 
-pub use event::{AuditEvent, DecodeError, ObjectReference, ResponseStatus, UserInfo};
+pub use event::{
+    AuditEvent, DecodeError, EventView, LineText, ObjectReference, ResponseStatus, UserInfo,
+};
 pub use identity::{Identity, IdentityKind};
 pub use timestamp::{format_rfc3339_micros, parse_rfc3339_micros};

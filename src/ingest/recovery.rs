@@ -22,7 +22,7 @@ use super::checkpoint::{Checkpointer, Checkpoints, SourceCheckpoint};
 use super::fingerprint::{Fingerprint, PrefixCheck, first_line};
 use super::reader::{LineReader, read_file_prefix};
 use super::{IngestError, PipelineSettings, Result};
-use crate::audit::AuditEvent;
+use crate::audit::EventView;
 use crate::store::builder::{LineOrigin, PartitionKey, PartitionedColumns};
 use crate::store::catalog::Catalog;
 use crate::store::compaction::{list_part_files, partition_dirs, read_dir_sorted};
@@ -313,7 +313,7 @@ fn reread_span(
                 if line.len() > settings.max_line_bytes {
                     continue;
                 }
-                let Ok(event) = AuditEvent::decode(line) else {
+                let Ok(event) = EventView::parse(line) else {
                     continue;
                 };
                 let key = PartitionKey::of_micros(event.ts);

@@ -248,7 +248,7 @@ pub fn build_report_with(
              SELECT audit_id, ts, username, identity_kind, verb, api_group, resource, subresource, namespace, name, \
                     response_code, decision, source_ip \
              FROM (SELECT *, row_number() OVER (PARTITION BY audit_id ORDER BY \
-                     CASE stage WHEN 'Panic' THEN 3 WHEN 'ResponseComplete' THEN 2 WHEN 'ResponseStarted' THEN 1 ELSE 0 END DESC, \
+                     stage_rank(stage) DESC, \
                      stage_ts DESC) AS request_rank \
                    FROM events WHERE {in_cluster_day}) \
              WHERE request_rank = 1"

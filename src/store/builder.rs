@@ -14,7 +14,10 @@ use arrow::array::{
     ArrayRef, Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::record_batch::RecordBatch;
+use serde_json::value::RawValue;
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::sync::Arc;
 
 /// A `(date, hour)` partition: days since the epoch and the hour of day, UTC.
@@ -79,14 +82,20 @@ impl ObjectRetention {
         if group.is_empty() && resource == "secrets" {
             return false;
         }
-        let full = match subresource {
-            Some(sub) if !sub.is_empty() => format!("{resource}/{sub}"),
-            _ => resource.to_string(),
+        // `resource` or `resource/subresource`, compared without building it.
+        let names_this = |pattern: &str| match subresource.filter(|sub| !sub.is_empty()) {
+            Some(sub) => {
+                pattern
+                    .strip_prefix(resource)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    == Some(sub)
+            }
+            None => pattern == resource,
         };
         self.patterns
             .iter()
             .any(|(pattern_group, pattern_resource)| {
-                pattern_group == group && (pattern_resource == "*" || *pattern_resource == full)
+                pattern_group == group && (pattern_resource == "*" || names_this(pattern_resource))
             })
     }
 }
@@ -134,7 +143,7 @@ pub struct EventColumns {
     source_fingerprint: StringBuilder,
     source_offset: Int64Builder,
     rows: usize,
-    annotation_buffer: String,
+    annotation_buffer: Vec<u8>,
 }
 
 impl Default for EventColumns {
@@ -197,7 +206,7 @@ impl EventColumns {
             source_fingerprint: strings(32),
             source_offset: Int64Builder::with_capacity(rows),
             rows: 0,
-            annotation_buffer: String::new(),
+            annotation_buffer: Vec::new(),
         }
     }
 
@@ -209,36 +218,37 @@ impl EventColumns {
         self.rows == 0
     }
 
-    /// Appends one event. `identity_kind`, `sa_*` describe the effective
+    /// Appends one event, owned ([`AuditEvent`]) or borrowed from its line
+    /// (`EventView`). `identity_kind`, `sa_*` describe the effective
     /// identity (the impersonated user when there is one); `username` is the
     /// authenticated user.
-    pub fn append(
+    pub fn append<S, R>(
         &mut self,
-        event: &AuditEvent,
+        event: &AuditEvent<S, R>,
         origin: LineOrigin<'_>,
         retention: &ObjectRetention,
-    ) {
+    ) where
+        S: Deref<Target = str> + Borrow<str> + Ord + serde::Serialize,
+        R: Deref<Target = RawValue>,
+    {
         self.ts.append_value(event.ts);
         self.stage_ts.append_value(event.stage_ts);
-        self.audit_id.append_value(&event.audit_id);
-        self.stage.append_value(&event.stage);
+        self.audit_id.append_value(&*event.audit_id);
+        self.stage.append_value(&*event.stage);
         append_optional(
             &mut self.level,
-            Some(event.level.as_str()).filter(|level| !level.is_empty()),
+            Some(&*event.level).filter(|level| !level.is_empty()),
         );
-        self.verb.append_value(&event.verb);
-        append_optional(&mut self.request_uri, Some(event.request_uri.as_str()));
-        self.username.append_value(&event.user.username);
+        self.verb.append_value(&*event.verb);
+        self.request_uri.append_value(&*event.request_uri);
+        self.username.append_value(&*event.user.username);
         for group in &event.user.groups {
-            self.user_groups.values().append_value(group);
+            self.user_groups.values().append_value(&**group);
         }
         self.user_groups.append(true);
         append_optional(
             &mut self.impersonated_user,
-            event
-                .impersonated_user
-                .as_ref()
-                .map(|user| user.username.as_str()),
+            event.impersonated_user.as_ref().map(|user| &*user.username),
         );
         let identity = event.effective_identity();
         self.identity_kind.append_value(identity.kind.as_str());
@@ -251,7 +261,7 @@ impl EventColumns {
         }
         append_optional(&mut self.source_ip, event.source_ip());
         for address in &event.source_ips {
-            self.source_ips.values().append_value(address);
+            self.source_ips.values().append_value(&**address);
         }
         self.source_ips.append(true);
         append_optional(&mut self.user_agent, event.user_agent.as_deref());
@@ -282,11 +292,13 @@ impl EventColumns {
             self.annotations.append_null();
         } else {
             self.annotation_buffer.clear();
-            // Serializing a map of strings cannot fail.
-            if let Ok(text) = serde_json::to_string(&event.annotations) {
-                self.annotation_buffer.push_str(&text);
+            // Serializing a map of strings into memory cannot fail, and
+            // serde_json writes UTF-8.
+            let written = serde_json::to_writer(&mut self.annotation_buffer, &event.annotations);
+            match (written, std::str::from_utf8(&self.annotation_buffer)) {
+                (Ok(()), Ok(text)) => self.annotations.append_value(text),
+                _ => self.annotations.append_null(),
             }
-            self.annotations.append_value(&self.annotation_buffer);
         }
         let keep = retention.keeps(event.api_group(), event.resource(), event.subresource());
         append_optional(
@@ -348,8 +360,8 @@ impl EventColumns {
     }
 }
 
-fn kept_object(
-    raw: &Option<Box<serde_json::value::RawValue>>,
+fn kept_object<R: Deref<Target = RawValue>>(
+    raw: &Option<R>,
     keep: bool,
     max_bytes: usize,
 ) -> Option<&str> {
@@ -385,12 +397,15 @@ impl PartitionedColumns {
         }
     }
 
-    pub fn append(
+    pub fn append<S, R>(
         &mut self,
-        event: &AuditEvent,
+        event: &AuditEvent<S, R>,
         origin: LineOrigin<'_>,
         retention: &ObjectRetention,
-    ) {
+    ) where
+        S: Deref<Target = str> + Borrow<str> + Ord + serde::Serialize,
+        R: Deref<Target = RawValue>,
+    {
         let expected_rows = self.expected_rows;
         self.partitions
             .entry(PartitionKey::of_micros(event.ts))

@@ -1,4 +1,5 @@
-//! Compaction: a closed hour's small parts become one part.
+//! Compaction: a closed hour's small parts become one part, and an open
+//! hour's many small parts become fewer while it still receives events.
 //!
 //! The compacted part lists the parts it replaces in its metadata and gets a
 //! new flush sequence, committed through the checkpoint like any flush. Only
@@ -98,35 +99,75 @@ pub fn partition_date(partition: PartitionKey) -> Option<chrono::NaiveDate> {
     ))
 }
 
-/// Partitions whose hour ended before `closed_before` (UTC µs) and that hold
-/// at least `min_parts` parts.
-pub fn partitions_to_compact(
-    events_dir: &Path,
-    min_parts: usize,
-    closed_before: i64,
-) -> Result<Vec<CompactionCandidate>> {
+/// Every partition folder with its committed parts, as candidates holding all
+/// of them.
+fn all_partitions(events_dir: &Path) -> Result<Vec<CompactionCandidate>> {
     let mut by_dir: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
     for part in list_part_files(events_dir)? {
         if let Some(parent) = part.parent() {
             by_dir.entry(parent.to_path_buf()).or_default().push(part);
         }
     }
-    let mut candidates = Vec::new();
-    for (directory, parts) in by_dir {
-        let Some((cluster, partition)) = partition_of_dir(&directory) else {
-            continue;
-        };
-        let hour_end = partition.start_micros() + 3_600_000_000;
-        if parts.len() >= min_parts.max(2) && hour_end <= closed_before {
-            candidates.push(CompactionCandidate {
+    Ok(by_dir
+        .into_iter()
+        .filter_map(|(directory, parts)| {
+            let (cluster, partition) = partition_of_dir(&directory)?;
+            Some(CompactionCandidate {
                 directory,
                 cluster,
                 partition,
                 parts,
-            });
-        }
+            })
+        })
+        .collect())
+}
+
+impl CompactionCandidate {
+    /// Whether the partition's hour ended before `closed_before` (UTC µs).
+    fn closed_before(&self, closed_before: i64) -> bool {
+        self.partition.start_micros() + 3_600_000_000 <= closed_before
     }
-    Ok(candidates)
+}
+
+/// Partitions whose hour ended before `closed_before` (UTC µs) and that hold
+/// at least `min_parts` parts: all their parts become one.
+pub fn partitions_to_compact(
+    events_dir: &Path,
+    min_parts: usize,
+    closed_before: i64,
+) -> Result<Vec<CompactionCandidate>> {
+    Ok(all_partitions(events_dir)?
+        .into_iter()
+        .filter(|candidate| {
+            candidate.parts.len() >= min_parts.max(2) && candidate.closed_before(closed_before)
+        })
+        .collect())
+}
+
+/// Partitions still receiving events (their hour ended at or after
+/// `closed_before`) that hold at least `min_small_parts` parts smaller than
+/// `small_part_bytes`: those small parts become one.
+///
+/// Without this an open hour gathers one part per flush (1,800 an hour at the
+/// default 2 s) until it closes, and every query opens all of them. Leaving
+/// the larger parts alone bounds the rewriting: a part is rewritten only
+/// while it is small, and the hour's parts are merged whole once it closes.
+pub fn open_partitions_to_compact(
+    events_dir: &Path,
+    min_small_parts: usize,
+    small_part_bytes: u64,
+    closed_before: i64,
+) -> Result<Vec<CompactionCandidate>> {
+    Ok(all_partitions(events_dir)?
+        .into_iter()
+        .filter(|candidate| !candidate.closed_before(closed_before))
+        .filter_map(|mut candidate| {
+            candidate.parts.retain(|part| {
+                std::fs::metadata(part).is_ok_and(|metadata| metadata.len() < small_part_bytes)
+            });
+            (candidate.parts.len() >= min_small_parts.max(2)).then_some(candidate)
+        })
+        .collect())
 }
 
 /// Writes one part holding every row of `candidate`'s parts, under flush `seq`.
@@ -162,4 +203,56 @@ pub fn compact(
         spans.into_values().collect(),
         replaces,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::writer::part_id;
+
+    fn part(directory: &Path, seq: u64, bytes: u64) -> PathBuf {
+        std::fs::create_dir_all(directory).expect("partition folder");
+        let path = directory.join(format!("{}.parquet", part_id(seq)));
+        let file = std::fs::File::create(&path).expect("part");
+        file.set_len(bytes).expect("size");
+        path
+    }
+
+    #[test]
+    fn closed_hours_merge_whole_and_open_hours_merge_their_small_parts() {
+        let events = tempfile::tempdir().expect("temp dir");
+        let closed = events.path().join("cluster=c/date=2026-01-01/hour=10");
+        let open = events.path().join("cluster=c/date=2026-01-01/hour=11");
+        let mut seq = 0;
+        let mut next = || {
+            seq += 1;
+            seq
+        };
+        for _ in 0..3 {
+            part(&closed, next(), 10);
+        }
+        let large = part(&open, next(), 40 * 1024 * 1024);
+        let small: Vec<PathBuf> = (0..5).map(|_| part(&open, next(), 10)).collect();
+        let hour_11_start =
+            crate::audit::parse_rfc3339_micros("2026-01-01T11:00:00Z").expect("time");
+
+        let whole = partitions_to_compact(events.path(), 2, hour_11_start).expect("list");
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].directory, closed);
+        assert_eq!(whole[0].parts.len(), 3);
+
+        let merged = open_partitions_to_compact(events.path(), 4, 32 * 1024 * 1024, hour_11_start)
+            .expect("list");
+        assert_eq!(merged.len(), 1, "only the open hour");
+        assert_eq!(merged[0].directory, open);
+        assert_eq!(merged[0].parts, small, "the large part is left alone");
+        assert!(!merged[0].parts.contains(&large));
+
+        // Fewer small parts than asked for: nothing yet.
+        assert!(
+            open_partitions_to_compact(events.path(), 6, 32 * 1024 * 1024, hour_11_start)
+                .expect("list")
+                .is_empty()
+        );
+    }
 }

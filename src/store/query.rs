@@ -209,6 +209,70 @@ impl QueryRunner {
             _ => self.limits.timeout,
         };
 
+        // Compaction and retention delete parts; a statement that listed the
+        // events folder just before may then fail to open one. When nothing
+        // but the schema has reached the client, the statement is run again
+        // over the folder as it is now (as `views::retry_if_parts_vanish`
+        // does for local queries), without sending the schema twice.
+        let mut schema_sent = false;
+        let mut attempt = 0;
+        loop {
+            let mut rows_streamed = false;
+            let mut guarded_sink = |output: QueryOutput| match output {
+                QueryOutput::Schema { .. } if schema_sent => Ok(()),
+                QueryOutput::Schema { .. } => {
+                    schema_sent = true;
+                    sink(output)
+                }
+                other => {
+                    rows_streamed = true;
+                    sink(other)
+                }
+            };
+            // Every attempt shares the one time limit.
+            let remaining = timeout.saturating_sub(started.elapsed());
+            if remaining.is_zero() {
+                return Err(QueryError::TimedOut { limit: timeout });
+            }
+            let result = self.run_once(
+                request,
+                remaining,
+                &mut guarded_sink,
+                Limits {
+                    max_rows,
+                    max_bytes,
+                    max_chunk_bytes,
+                },
+            );
+            match result {
+                Err(QueryError::Invalid(message))
+                    if !rows_streamed
+                        && attempt + 1 < super::views::VANISHED_PART_ATTEMPTS
+                        && super::views::parts_vanished(&message) =>
+                {
+                    attempt += 1;
+                    tracing::debug!(%message, attempt, "a part went away under the query; running it again");
+                }
+                // Reported with the whole limit, not what was left of it.
+                Err(QueryError::TimedOut { .. }) => {
+                    return Err(QueryError::TimedOut { limit: timeout });
+                }
+                Err(error) => return Err(error),
+                Ok(mut outcome) => {
+                    outcome.elapsed = started.elapsed();
+                    return Ok(outcome);
+                }
+            }
+        }
+    }
+
+    fn run_once(
+        &self,
+        request: &QueryRequest,
+        timeout: Duration,
+        sink: &mut impl FnMut(QueryOutput) -> Result<(), SinkClosed>,
+        limits: Limits,
+    ) -> Result<QueryOutcome> {
         let sandbox = Sandbox::open(&self.data_dir, &self.limits)?;
         sandbox.check_statement(&request.sql)?;
 
@@ -216,23 +280,14 @@ impl QueryRunner {
         let result = stream_results(
             sandbox.connection()?,
             request,
-            Limits {
-                max_rows,
-                max_bytes,
-                max_chunk_bytes,
-            },
+            limits,
             &watchdog.fired,
-            &mut sink,
+            sink,
         );
         let timed_out = watchdog.stop();
         match result {
-            Err(_) if timed_out => Err(QueryError::TimedOut { limit: timeout }),
-            Err(error) => Err(error),
-            Ok(_) if timed_out => Err(QueryError::TimedOut { limit: timeout }),
-            Ok(mut outcome) => {
-                outcome.elapsed = started.elapsed();
-                Ok(outcome)
-            }
+            Err(_) | Ok(_) if timed_out => Err(QueryError::TimedOut { limit: timeout }),
+            other => other,
         }
     }
 }
