@@ -266,7 +266,7 @@ pub fn run(args: &DemoArgs, global: &GlobalOptions) -> Result<(), DemoError> {
     println!("\nwhat to try next:");
     let data = data_dir.display();
     println!(
-        "  auditlens sql --data-dir {data} \"SELECT user_username, count(*) FROM events GROUP BY ALL ORDER BY 2 DESC LIMIT 10\""
+        "  auditlens sql --data-dir {data} \"SELECT username, count(*) FROM events GROUP BY ALL ORDER BY 2 DESC LIMIT 10\""
     );
     println!("  auditlens detect --data-dir {data} --format table");
     println!(
