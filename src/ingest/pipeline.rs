@@ -739,23 +739,13 @@ impl Committer {
             chrono::Utc::now().date_naive()
                 - chrono::Days::new(u64::from(self.settings.retention_days))
         });
-        let closed = compaction::partitions_to_compact(
+        match compaction::maintenance_candidates(
             &events_dir,
             self.settings.compact_min_parts,
-            closed_before,
-        );
-        let open = compaction::open_partitions_to_compact(
-            &events_dir,
             self.settings.open_hour_compact_parts,
             self.settings.compact_small_part_bytes,
             closed_before,
-        );
-        // Open hours first: their part count is what queries of the last
-        // hour pay for.
-        match open.and_then(|mut open| {
-            open.extend(closed?);
-            Ok(open)
-        }) {
+        ) {
             Ok(candidates) => {
                 // Compaction runs on this thread, so no flush happens while
                 // it does: a pass stops starting compactions after

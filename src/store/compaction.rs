@@ -138,36 +138,50 @@ pub fn partitions_to_compact(
 ) -> Result<Vec<CompactionCandidate>> {
     Ok(all_partitions(events_dir)?
         .into_iter()
-        .filter(|candidate| {
-            candidate.parts.len() >= min_parts.max(2) && candidate.closed_before(closed_before)
-        })
+        .filter(|candidate| closed_to_compact(candidate, min_parts, closed_before))
         .collect())
 }
 
-/// Partitions still receiving events (their hour ended at or after
-/// `closed_before`) that hold at least `min_small_parts` parts smaller than
-/// `small_part_bytes`: those small parts become one.
+fn closed_to_compact(
+    candidate: &CompactionCandidate,
+    min_parts: usize,
+    closed_before: i64,
+) -> bool {
+    candidate.parts.len() >= min_parts.max(2) && candidate.closed_before(closed_before)
+}
+
+/// What one maintenance pass compacts, from one listing of the folder: first
+/// the partitions still receiving events (their hour ended at or after
+/// `closed_before`) that hold at least `open_min_small_parts` parts smaller
+/// than `small_part_bytes` (those small parts become one), then the closed
+/// ones as [`partitions_to_compact`] picks them.
 ///
-/// Without this an open hour gathers one part per flush (1,800 an hour at the
-/// default 2 s) until it closes, and every query opens all of them. Leaving
-/// the larger parts alone bounds the rewriting: a part is rewritten only
-/// while it is small, and the hour's parts are merged whole once it closes.
-pub fn open_partitions_to_compact(
+/// Without the first kind an open hour gathers one part per flush (1,800 an
+/// hour at the default 2 s) until it closes, and every query opens all of
+/// them. Leaving the larger parts alone bounds the rewriting: a part is
+/// rewritten only while it is small, and the hour's parts are merged whole
+/// once it closes. Open hours come first because their part count is what
+/// queries of the last hour pay for.
+pub fn maintenance_candidates(
     events_dir: &Path,
-    min_small_parts: usize,
+    closed_min_parts: usize,
+    open_min_small_parts: usize,
     small_part_bytes: u64,
     closed_before: i64,
 ) -> Result<Vec<CompactionCandidate>> {
-    Ok(all_partitions(events_dir)?
+    let (open, closed): (Vec<_>, Vec<_>) = all_partitions(events_dir)?
         .into_iter()
-        .filter(|candidate| !candidate.closed_before(closed_before))
-        .filter_map(|mut candidate| {
-            candidate.parts.retain(|part| {
-                std::fs::metadata(part).is_ok_and(|metadata| metadata.len() < small_part_bytes)
-            });
-            (candidate.parts.len() >= min_small_parts.max(2)).then_some(candidate)
-        })
-        .collect())
+        .partition(|candidate| !candidate.closed_before(closed_before));
+    let open = open.into_iter().filter_map(|mut candidate| {
+        candidate.parts.retain(|part| {
+            std::fs::metadata(part).is_ok_and(|metadata| metadata.len() < small_part_bytes)
+        });
+        (candidate.parts.len() >= open_min_small_parts.max(2)).then_some(candidate)
+    });
+    let closed = closed
+        .into_iter()
+        .filter(|candidate| closed_to_compact(candidate, closed_min_parts, closed_before));
+    Ok(open.chain(closed).collect())
 }
 
 /// Writes one part holding every row of `candidate`'s parts, under flush `seq`.
@@ -241,18 +255,21 @@ mod tests {
         assert_eq!(whole[0].directory, closed);
         assert_eq!(whole[0].parts.len(), 3);
 
-        let merged = open_partitions_to_compact(events.path(), 4, 32 * 1024 * 1024, hour_11_start)
-            .expect("list");
-        assert_eq!(merged.len(), 1, "only the open hour");
-        assert_eq!(merged[0].directory, open);
-        assert_eq!(merged[0].parts, small, "the large part is left alone");
-        assert!(!merged[0].parts.contains(&large));
+        let candidates =
+            maintenance_candidates(events.path(), 2, 4, 32 * 1024 * 1024, hour_11_start)
+                .expect("list");
+        assert_eq!(candidates.len(), 2, "the open hour, then the closed one");
+        assert_eq!(candidates[0].directory, open);
+        assert_eq!(candidates[0].parts, small, "the large part is left alone");
+        assert!(!candidates[0].parts.contains(&large));
+        assert_eq!(candidates[1].directory, closed);
+        assert_eq!(candidates[1].parts.len(), 3);
 
-        // Fewer small parts than asked for: nothing yet.
-        assert!(
-            open_partitions_to_compact(events.path(), 6, 32 * 1024 * 1024, hour_11_start)
-                .expect("list")
-                .is_empty()
-        );
+        // Fewer small parts than asked for: the open hour waits.
+        let candidates =
+            maintenance_candidates(events.path(), 2, 6, 32 * 1024 * 1024, hour_11_start)
+                .expect("list");
+        assert_eq!(candidates.len(), 1);
+        assert_eq!(candidates[0].directory, closed);
     }
 }

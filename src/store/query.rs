@@ -31,11 +31,12 @@
 //! interrupts DuckDB when the time limit passes.
 
 use super::statement_guard::{TreeVerdict, judge_parse_tree};
-use super::views::{events_dir, install_views, sql_string_literal};
+use super::views::{events_dir, install_views, retry_while_parts_vanish, sql_string_literal};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::writer::StreamWriter;
 use duckdb::ffi;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
@@ -210,58 +211,50 @@ impl QueryRunner {
         };
 
         // Compaction and retention delete parts; a statement that listed the
-        // events folder just before may then fail to open one. When nothing
-        // but the schema has reached the client, the statement is run again
-        // over the folder as it is now (as `views::retry_if_parts_vanish`
-        // does for local queries), without sending the schema twice.
-        let mut schema_sent = false;
-        let mut attempt = 0;
-        loop {
-            let mut rows_streamed = false;
-            let mut guarded_sink = |output: QueryOutput| match output {
-                QueryOutput::Schema { .. } if schema_sent => Ok(()),
-                QueryOutput::Schema { .. } => {
-                    schema_sent = true;
-                    sink(output)
-                }
-                other => {
-                    rows_streamed = true;
-                    sink(other)
-                }
-            };
-            // Every attempt shares the one time limit.
-            let remaining = timeout.saturating_sub(started.elapsed());
-            if remaining.is_zero() {
-                return Err(QueryError::TimedOut { limit: timeout });
-            }
-            let result = self.run_once(
-                request,
-                remaining,
-                &mut guarded_sink,
-                Limits {
-                    max_rows,
-                    max_bytes,
-                    max_chunk_bytes,
-                },
-            );
-            match result {
-                Err(QueryError::Invalid(message))
-                    if !rows_streamed
-                        && attempt + 1 < super::views::VANISHED_PART_ATTEMPTS
-                        && super::views::parts_vanished(&message) =>
-                {
-                    attempt += 1;
-                    tracing::debug!(%message, attempt, "a part went away under the query; running it again");
-                }
-                // Reported with the whole limit, not what was left of it.
-                Err(QueryError::TimedOut { .. }) => {
+        // events folder just before may then fail to open one. It is run
+        // again over the folder as it is now (`retry_while_parts_vanish`), but
+        // only while nothing but the schema has reached the client, and
+        // without sending the schema twice.
+        let schema_sent = Cell::new(false);
+        let rows_streamed = Cell::new(false);
+        let result = retry_while_parts_vanish(
+            || {
+                // Every attempt shares the one time limit.
+                let remaining = timeout.saturating_sub(started.elapsed());
+                if remaining.is_zero() {
                     return Err(QueryError::TimedOut { limit: timeout });
                 }
-                Err(error) => return Err(error),
-                Ok(mut outcome) => {
-                    outcome.elapsed = started.elapsed();
-                    return Ok(outcome);
-                }
+                let mut guarded_sink = |output: QueryOutput| match output {
+                    QueryOutput::Schema { .. } if schema_sent.get() => Ok(()),
+                    QueryOutput::Schema { .. } => {
+                        schema_sent.set(true);
+                        sink(output)
+                    }
+                    other => {
+                        rows_streamed.set(true);
+                        sink(other)
+                    }
+                };
+                self.run_once(
+                    request,
+                    remaining,
+                    &mut guarded_sink,
+                    Limits {
+                        max_rows,
+                        max_bytes,
+                        max_chunk_bytes,
+                    },
+                )
+            },
+            || !rows_streamed.get(),
+        );
+        match result {
+            // Reported with the whole limit, not what was left of it.
+            Err(QueryError::TimedOut { .. }) => Err(QueryError::TimedOut { limit: timeout }),
+            Err(error) => Err(error),
+            Ok(mut outcome) => {
+                outcome.elapsed = started.elapsed();
+                Ok(outcome)
             }
         }
     }

@@ -89,13 +89,24 @@ pub const VANISHED_PART_ATTEMPTS: u32 = 5;
 /// read every part it listed (an open file stays readable after it is
 /// deleted), so retrying never loses or double-counts rows.
 pub fn retry_if_parts_vanish<T, E: std::fmt::Display>(
+    attempt: impl FnMut() -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    retry_while_parts_vanish(attempt, || true)
+}
+
+/// [`retry_if_parts_vanish`], asking `may_retry` before each retry: a caller
+/// that has already handed rows on (a gRPC stream) says no.
+pub fn retry_while_parts_vanish<T, E: std::fmt::Display>(
     mut attempt: impl FnMut() -> std::result::Result<T, E>,
+    mut may_retry: impl FnMut() -> bool,
 ) -> std::result::Result<T, E> {
     let mut attempts = 1;
     loop {
         match attempt() {
             Err(error)
-                if attempts < VANISHED_PART_ATTEMPTS && parts_vanished(&error.to_string()) =>
+                if attempts < VANISHED_PART_ATTEMPTS
+                    && parts_vanished(&error.to_string())
+                    && may_retry() =>
             {
                 tracing::debug!(%error, attempts, "parts were deleted under a query (compaction or retention); running it again");
                 std::thread::sleep(std::time::Duration::from_millis(20 * u64::from(attempts)));
