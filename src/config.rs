@@ -120,13 +120,16 @@ pub struct StoreConfig {
     pub zstd_level: i32,
     /// Partitions older than this many days are deleted (0 keeps everything).
     pub retention_days: u32,
-    /// A closed hour with more than this many parts is compacted into one.
+    /// A closed hour with at least this many parts has its small parts compacted.
     pub compact_min_parts: usize,
     /// An hour still receiving events is compacted when this many of its
-    /// parts are smaller than `compact_small_part_bytes` (those become one),
-    /// so queries of the last hour do not open one part per flush.
+    /// parts are small, so queries of the last hour do not open one part per flush.
     pub open_hour_compact_parts: usize,
-    pub compact_small_part_bytes: u64,
+    /// One compaction takes in at most this many rows...
+    pub compact_max_rows: u64,
+    /// ...and this many uncompressed bytes (it holds them in memory). A part
+    /// at half either limit is not small: it is not rewritten again.
+    pub compact_max_bytes: u64,
     /// How often the daemon considers compaction and retention.
     pub maintenance_interval_ms: u64,
     /// Request/response objects are stored raw only for these resources
@@ -148,7 +151,8 @@ impl Default for StoreConfig {
             retention_days: 90,
             compact_min_parts: 4,
             open_hour_compact_parts: 16,
-            compact_small_part_bytes: 32 * 1024 * 1024,
+            compact_max_rows: 131_072,
+            compact_max_bytes: 128 * 1024 * 1024,
             maintenance_interval_ms: 60_000,
             keep_objects: vec![
                 "rbac.authorization.k8s.io/*".to_string(),

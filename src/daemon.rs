@@ -5,6 +5,9 @@
 //! nightly report and alert delivery run on plain threads (they block on files
 //! and DuckDB), each with its own catalog session; the async runtime only
 //! waits for signals and serves the network endpoints (gRPC, metrics).
+//! Before reading starts, the novelty index is learned from the stored
+//! lookback (without windows confirmed as attacks), so a restart does not
+//! send every identity back to learning.
 //! Shutdown is ordered so nothing read is lost: stop reading → flush Parquet →
 //! write checkpoints (the pipeline's final flush commits) → drain detection →
 //! stop models and reports → stop alert delivery → stop serving.
@@ -209,6 +212,17 @@ pub fn run_serve_until(
     let _ = api_ready.send(true);
 
     // Live detection: every decoded event, in order, through rules and novelty.
+    // The novelty baseline is learned from stored history before reading
+    // starts (so nothing read after this is learned twice), then what
+    // confirmed attacks showed first is forgotten.
+    let mut detector = crate::detect::LiveDetector::new(crate::detect::DetectorOptions::default());
+    let mut unlearned = std::collections::BTreeSet::new();
+    learn_detection_baseline(
+        &detection_connection,
+        &config.cluster,
+        &mut detector,
+        &mut unlearned,
+    );
     let (events_sender, events) = crossbeam_channel::bounded::<Vec<AuditEvent>>(64);
     let (alert_wake, alert_woken) = crossbeam_channel::bounded::<()>(1);
     let detection = {
@@ -218,7 +232,17 @@ pub fn run_serve_until(
         std::thread::Builder::new()
             .name("auditlens-detect".into())
             .spawn(move || {
-                run_detection(events, detection_connection, cluster, broadcast, alert_wake)
+                run_detection(
+                    LiveDetection {
+                        detector,
+                        unlearned,
+                        connection: detection_connection,
+                        cluster,
+                        broadcast,
+                        alert_wake,
+                    },
+                    events,
+                )
             })
             .map_err(|error| DaemonError::Runtime(format!("starting detection: {error}")))?
     };
@@ -324,14 +348,67 @@ pub fn run_serve_until(
     result
 }
 
-fn run_detection(
-    events: crossbeam_channel::Receiver<Vec<AuditEvent>>,
+/// Windows confirmed as attacks already unlearned: (cluster, identity, start, end).
+type UnlearnedWindows = std::collections::BTreeSet<(String, String, i64, i64)>;
+
+/// How often the detection thread looks for new true-positive verdicts to unlearn.
+const VERDICT_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Rebuilds the novelty index of `cluster` from the stored lookback without
+/// the windows confirmed as attacks, and records those windows as applied.
+/// A failure is logged and detection starts with what it has (an empty index
+/// learns as it goes).
+fn learn_detection_baseline(
+    connection: &duckdb::Connection,
+    cluster: &str,
+    detector: &mut crate::detect::LiveDetector,
+    unlearned: &mut UnlearnedWindows,
+) {
+    let started = Instant::now();
+    let now = chrono::Utc::now().timestamp_micros();
+    let excluded = crate::feedback::learning::novelty_exclusions(connection).unwrap_or_else(|error| {
+        tracing::warn!(%error, "could not read true-positive verdicts; the baseline may include confirmed attacks");
+        Vec::new()
+    });
+    match crate::detect::history::learn_baseline(connection, detector, cluster, now, &excluded) {
+        Ok(identities) => tracing::info!(
+            identities,
+            seconds = started.elapsed().as_secs_f64(),
+            "novelty baseline learned from stored history"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "could not learn the novelty baseline; identities start as learning")
+        }
+    }
+    match crate::feedback::learning::unlearn_confirmed_attacks(connection, detector, unlearned) {
+        Ok(0) => {}
+        Ok(forgotten) => tracing::info!(
+            forgotten,
+            "first-seen values of confirmed attacks forgotten"
+        ),
+        Err(error) => tracing::warn!(%error, "could not read true-positive verdicts"),
+    }
+}
+
+/// What the detection thread owns.
+struct LiveDetection {
+    detector: crate::detect::LiveDetector,
+    unlearned: UnlearnedWindows,
     connection: duckdb::Connection,
     cluster: String,
     broadcast: tokio::sync::broadcast::Sender<Anomaly>,
     alert_wake: crossbeam_channel::Sender<()>,
-) {
-    let mut detector = crate::detect::LiveDetector::new(crate::detect::DetectorOptions::default());
+}
+
+fn run_detection(live: LiveDetection, events: crossbeam_channel::Receiver<Vec<AuditEvent>>) {
+    let LiveDetection {
+        mut detector,
+        mut unlearned,
+        connection,
+        cluster,
+        broadcast,
+        alert_wake,
+    } = live;
     let store = match crate::detect::AnomalyStore::open(&connection, 30 * 60 * 1_000_000) {
         Ok(store) => store,
         Err(error) => {
@@ -341,6 +418,7 @@ fn run_detection(
         }
     };
     let mut last_tick = Instant::now();
+    let mut last_verdict_check = Instant::now();
     let record = |anomalies: Vec<Anomaly>| {
         if anomalies.is_empty() {
             return;
@@ -369,6 +447,21 @@ fn run_detection(
         if last_tick.elapsed() >= Duration::from_secs(1) {
             last_tick = Instant::now();
             record(detector.tick(chrono::Utc::now().timestamp_micros()));
+        }
+        if last_verdict_check.elapsed() >= VERDICT_CHECK_INTERVAL {
+            last_verdict_check = Instant::now();
+            match crate::feedback::learning::unlearn_confirmed_attacks(
+                &connection,
+                &mut detector,
+                &mut unlearned,
+            ) {
+                Ok(0) => {}
+                Ok(forgotten) => tracing::info!(
+                    forgotten,
+                    "first-seen values of newly confirmed attacks forgotten"
+                ),
+                Err(error) => tracing::warn!(%error, "could not read true-positive verdicts"),
+            }
         }
     }
     record(detector.finish());

@@ -22,3 +22,5 @@ pub mod rbac;
 pub mod report;
 pub mod simulate;
 pub mod store;
+#[cfg(test)]
+mod test_support;

@@ -99,6 +99,14 @@ fn restart_and_check(data_dir: &Path, audit_dir: &Path, prefix: &str, written: u
     stderr
 }
 
+/// Parts the daemon moved aside as corrupt.
+fn parts_moved_aside(data_dir: &std::path::Path) -> usize {
+    glob::glob(&data_dir.join("corrupt/*/*/*/*.parquet").to_string_lossy())
+        .expect("glob")
+        .flatten()
+        .count()
+}
+
 #[test]
 fn a_deleted_catalog_is_rebuilt_from_the_parts() {
     let audit = tempfile::tempdir().expect("audit");
@@ -171,15 +179,7 @@ fn a_corrupt_part_is_moved_aside_and_its_rows_read_again_from_the_source() {
         !victim.exists(),
         "the corrupt part is still among the parts"
     );
-    let moved = glob::glob(
-        &data
-            .path()
-            .join("corrupt/*/*/*/*.parquet")
-            .to_string_lossy(),
-    )
-    .expect("glob")
-    .flatten()
-    .count();
+    let moved = parts_moved_aside(data.path());
     assert_eq!(moved, 1);
     // The manifest agrees with the folder, and another restart changes nothing.
     assert_eq!(manifest_live_rows(data.path()), (written + 100) as i64);
@@ -227,14 +227,6 @@ fn a_corrupt_part_whose_source_is_gone_is_moved_aside_and_reported() {
         "{stderr}"
     );
     assert_eq!(counts(data.path()), exactly(expected));
-    let moved = glob::glob(
-        &data
-            .path()
-            .join("corrupt/*/*/*/*.parquet")
-            .to_string_lossy(),
-    )
-    .expect("glob")
-    .flatten()
-    .count();
+    let moved = parts_moved_aside(data.path());
     assert_eq!(moved, 1, "the corrupt part was not kept aside");
 }

@@ -248,7 +248,11 @@ fn markdown_and_html_render_the_same_facts_and_html_is_self_contained() {
     }
     let html = std::fs::read_to_string(&html_path).expect("html");
     assert!(html.starts_with("<!DOCTYPE html>"));
-    assert_eq!(html.matches("<svg").count(), 4, "four inline charts");
+    // The four of the overview and the feedback section's alerts per day (no
+    // RBAC snapshot is stored here, so the drift section has no chart).
+    assert_eq!(html.matches("<svg").count(), 5, "five inline charts");
+    assert!(html.contains("Alerts per day by detector"));
+    assert!(html.contains("No RBAC snapshot stored for these 8 days"));
     assert!(
         html.contains("default-src 'none'"),
         "a CSP forbids every fetch"
@@ -355,6 +359,281 @@ fn a_catalog_held_by_the_daemon_is_read_from_its_export() {
     assert_eq!(from_export.rbac_risky_grants, direct.rbac_risky_grants);
 }
 
+/// A kubectl `List` of RBAC objects, as `auditlens rbac snapshot save` reads it.
+fn rbac_list(items: Vec<serde_json::Value>) -> String {
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+}
+
+fn rbac_object(
+    kind: &str,
+    name: &str,
+    namespace: Option<&str>,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let mut object = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+    });
+    if let Some(namespace) = namespace {
+        object["metadata"]["namespace"] = namespace.into();
+    }
+    if let (Some(object), Some(body)) = (object.as_object_mut(), body.as_object()) {
+        object.extend(body.clone());
+    }
+    object
+}
+
+fn binding_to(
+    kind: &str,
+    name: &str,
+    namespace: Option<&str>,
+    role_kind: &str,
+    role: &str,
+    subject: serde_json::Value,
+) -> serde_json::Value {
+    rbac_object(
+        kind,
+        name,
+        namespace,
+        serde_json::json!({
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+            "subjects": [subject],
+        }),
+    )
+}
+
+fn save_rbac_snapshot(data_dir: &Path, name: &str, list: &str, taken_at: &str) {
+    let path = data_dir.join(name);
+    std::fs::write(&path, list).expect("rbac file");
+    let output = Command::new(env!("CARGO_BIN_EXE_auditlens"))
+        .args(["rbac", "snapshot", "save", "--rbac"])
+        .arg(&path)
+        .args(["--taken-at", taken_at, "--data-dir"])
+        .arg(data_dir)
+        .env("AUDITLENS_LOG", "auditlens=warn")
+        .output()
+        .expect("run auditlens rbac snapshot save");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Two RBAC versions for the standard data: a week before the report's day
+/// alice may read configmaps and view pods in team-a; on the morning of the
+/// day pods are taken away and she may read secrets cluster-wide. The CI
+/// deployer may patch deployments in ci throughout.
+fn save_standard_snapshots(data_dir: &Path) {
+    let alice = serde_json::json!({"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice@example.com"});
+    let deployer =
+        serde_json::json!({"kind": "ServiceAccount", "name": "deployer", "namespace": "ci"});
+    let config_reader = rbac_object(
+        "Role",
+        "config-reader",
+        Some("team-a"),
+        serde_json::json!({"rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+    );
+    let pod_viewer = rbac_object(
+        "Role",
+        "pod-viewer",
+        Some("team-a"),
+        serde_json::json!({"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+    );
+    let deployer_role = rbac_object(
+        "ClusterRole",
+        "deployer",
+        None,
+        serde_json::json!({"rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["patch"]}]}),
+    );
+    let secret_reader = rbac_object(
+        "ClusterRole",
+        "secret-reader",
+        None,
+        serde_json::json!({"rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]}),
+    );
+    let common = vec![
+        config_reader,
+        pod_viewer,
+        deployer_role,
+        secret_reader,
+        binding_to(
+            "RoleBinding",
+            "alice-config",
+            Some("team-a"),
+            "Role",
+            "config-reader",
+            alice.clone(),
+        ),
+        binding_to(
+            "RoleBinding",
+            "deployer",
+            Some("ci"),
+            "ClusterRole",
+            "deployer",
+            deployer,
+        ),
+    ];
+    // A week before the report's day: alice may also view pods (never used).
+    let mut before = common.clone();
+    before.push(binding_to(
+        "RoleBinding",
+        "alice-pods",
+        Some("team-a"),
+        "Role",
+        "pod-viewer",
+        alice.clone(),
+    ));
+    save_rbac_snapshot(
+        data_dir,
+        "before.json",
+        &rbac_list(before),
+        "2026-11-18T12:00:00Z",
+    );
+    // The morning of the report's day: pods taken away, secrets cluster-wide given.
+    let mut after = common;
+    after.push(binding_to(
+        "ClusterRoleBinding",
+        "alice-secrets",
+        None,
+        "ClusterRole",
+        "secret-reader",
+        alice,
+    ));
+    save_rbac_snapshot(
+        data_dir,
+        "after.json",
+        &rbac_list(after),
+        "2026-11-26T08:00:00Z",
+    );
+}
+
+#[test]
+fn rbac_drift_shows_new_and_removed_grants_and_each_days_score() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let data_dir = directory.path();
+    standard_data_dir(data_dir);
+    let out = data_dir.join("drift.json");
+    assert!(run_report(data_dir, "json", &out).status.success());
+    assert!(
+        !read_report(&out).rbac_drift.available,
+        "no snapshot stored yet"
+    );
+
+    save_standard_snapshots(data_dir);
+
+    assert!(run_report(data_dir, "json", &out).status.success());
+    let report = read_report(&out);
+    let drift = &report.rbac_drift;
+    assert!(drift.available);
+    assert_eq!(
+        drift.baseline.as_ref().map(|version| version.version),
+        Some(1)
+    );
+    assert_eq!(
+        drift.current.as_ref().map(|version| version.version),
+        Some(2)
+    );
+    assert_eq!((drift.new_grant_count, drift.removed_grant_count), (1, 1));
+    let added = &drift.new_grants[0];
+    assert_eq!(added.subject, "User alice@example.com");
+    assert_eq!(added.binding, "ClusterRoleBinding/alice-secrets");
+    assert_eq!(added.namespace, None);
+    assert_eq!(added.sensitive, vec!["secrets".to_string()]);
+    assert_eq!(
+        drift.removed_grants[0].binding,
+        "RoleBinding/team-a/alice-pods"
+    );
+
+    // alice: a week ago she held configmaps (used every day) and pods (never
+    // used); on the day she holds configmaps and secrets and used both.
+    let alice = drift
+        .over_privilege
+        .iter()
+        .find(|identity| identity.identity == "alice@example.com")
+        .expect("alice scored");
+    let first = alice.first().expect("first day");
+    assert_eq!(
+        first.date,
+        NaiveDate::from_ymd_opt(2026, 11, 19).expect("date")
+    );
+    assert_eq!(
+        (first.granted_rules, first.used_rules, first.score),
+        (2, 1, Some(0.5))
+    );
+    let last = alice.last().expect("last day");
+    assert_eq!(last.date, report.date);
+    assert_eq!((last.granted_rules, last.used_rules), (2, 2));
+    // The report's score is the one `rbac recommend` gives for the same week and snapshot.
+    let catalog = duckdb::Connection::open(data_dir.join("catalog.duckdb")).expect("catalog");
+    let (_, current) = auditlens::rbac::load_snapshot_at(
+        &catalog,
+        DateTime::parse_from_rfc3339("2026-11-26T23:59:59Z")
+            .expect("time")
+            .with_timezone(&Utc),
+    )
+    .expect("query")
+    .expect("stored");
+    drop(catalog);
+    let options = auditlens::rbac::RecommendOptions {
+        identity: Some("alice@example.com".into()),
+        since: Some(
+            DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z")
+                .expect("time")
+                .with_timezone(&Utc),
+        ),
+        until: Some(
+            DateTime::parse_from_rfc3339("2026-11-27T00:00:00Z")
+                .expect("time")
+                .with_timezone(&Utc),
+        ),
+        ..auditlens::rbac::RecommendOptions::default()
+    };
+    let recommended =
+        auditlens::rbac::recommend(data_dir, Some(&current), &options).expect("recommend");
+    assert_eq!(
+        (
+            recommended[0].granted_rules,
+            recommended[0].used_grant_rules
+        ),
+        (
+            Some(last.granted_rules as usize),
+            Some(last.used_rules as usize)
+        )
+    );
+    assert_eq!(recommended[0].over_privilege_score, last.score);
+    // The CI service account patched deployments every day: least privilege throughout.
+    let deployer = drift
+        .over_privilege
+        .iter()
+        .find(|identity| identity.identity == "system:serviceaccount:ci:deployer")
+        .expect("deployer scored");
+    assert!(deployer.days.iter().all(|day| day.score == Some(1.0)));
+
+    // The HTML has the section and its chart; Markdown the tables.
+    let html_path = data_dir.join("drift.html");
+    assert!(run_report(data_dir, "html", &html_path).status.success());
+    let html = std::fs::read_to_string(&html_path).expect("html");
+    assert!(html.contains("<h2 id=\"rbac-drift\">"));
+    assert!(html.contains("Over-privilege score: rules used in the trailing 7 days"));
+    let markdown_path = data_dir.join("drift.md");
+    assert!(run_report(data_dir, "md", &markdown_path).status.success());
+    let markdown = std::fs::read_to_string(&markdown_path).expect("md");
+    assert!(markdown.contains("### New grants since last week"));
+    assert!(markdown.contains("1 grants are new and 1 were removed"));
+
+    // A catalog held by the daemon: the same section from its export.
+    let held = auditlens::store::catalog::Catalog::open(data_dir).expect("catalog");
+    let connection = held.connection().expect("connection");
+    let exported = export_catalog_snapshot(&connection, data_dir).expect("export");
+    assert!(exported.contains(&"rbac_snapshots".to_string()));
+    assert!(run_report(data_dir, "json", &out).status.success());
+    let from_export = read_report(&out);
+    assert!(from_export.catalog_source.starts_with("export of "));
+    assert_eq!(&from_export.rbac_drift, drift);
+}
+
 #[test]
 fn scheduler_writes_the_previous_day_once_and_keeps_retention() {
     let directory = tempfile::tempdir().expect("tempdir");
@@ -430,6 +709,7 @@ fn sample_html_report() {
     let directory = tempfile::tempdir().expect("tempdir");
     let data_dir = directory.path();
     standard_data_dir(data_dir);
+    save_standard_snapshots(data_dir);
     let out = match std::env::var_os("AUDITLENS_SAMPLE_REPORT_OUT") {
         Some(path) => std::path::PathBuf::from(path),
         None => data_dir.join("sample.html"),

@@ -391,10 +391,20 @@ impl<'a> EventView<'a> {
     }
 }
 
-impl<S, R> AuditEvent<S, R>
-where
-    S: std::ops::Deref<Target = str> + std::borrow::Borrow<str> + Ord,
+/// What an [`AuditEvent`]'s text fields can be: `String` for owned events,
+/// [`LineText`] for a view borrowing its line. Named once so the accessors
+/// and the storage builders state the same bound.
+pub trait EventText:
+    std::ops::Deref<Target = str> + std::borrow::Borrow<str> + Ord + serde::Serialize
 {
+}
+
+impl<T> EventText for T where
+    T: std::ops::Deref<Target = str> + std::borrow::Borrow<str> + Ord + serde::Serialize
+{
+}
+
+impl<S: EventText, R> AuditEvent<S, R> {
     /// The authenticated user: the actor detection attributes the request to
     /// (for impersonation, the impersonator).
     pub fn actor(&self) -> &str {

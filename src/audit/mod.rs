@@ -19,7 +19,8 @@ mod identity;
 mod timestamp;
 
 pub use event::{
-    AuditEvent, DecodeError, EventView, LineText, ObjectReference, ResponseStatus, UserInfo,
+    AuditEvent, DecodeError, EventText, EventView, LineText, ObjectReference, ResponseStatus,
+    UserInfo,
 };
 pub use identity::{Identity, IdentityKind};
 pub use timestamp::{format_rfc3339_micros, parse_rfc3339_micros};

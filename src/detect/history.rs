@@ -127,6 +127,27 @@ pub fn stored_time_range(connection: &Connection) -> Result<Option<(i64, i64)>> 
     })
 }
 
+/// Learns the novelty baseline of `cluster` from its stored events before
+/// `until` (UTC µs) within the lookback, leaving out the `excluded` windows
+/// (confirmed attacks); returns how many identities it learned. The daemon
+/// calls it at start, before reading, so a restart does not put every
+/// identity back into learning.
+pub fn learn_baseline(
+    connection: &Connection,
+    detector: &mut LiveDetector,
+    cluster: &str,
+    until: i64,
+    excluded: &[crate::model::ExcludedWindow],
+) -> Result<u64> {
+    detector
+        .cluster(cluster)
+        .novelty_mut()
+        .rebuild_for_cluster(connection, until, Some(cluster), excluded)
+        .map_err(database(format!(
+            "learning the novelty history of cluster {cluster}"
+        )))
+}
+
 /// Replays `range` through rules and novelty (after learning from everything
 /// before it), then runs the window detectors. Anomalies are sorted by window
 /// start.
@@ -155,14 +176,8 @@ pub fn replay(
     let clusters = stored_clusters(connection)?;
     if since > first && !options.disable_novelty {
         for cluster in &clusters {
-            let learned = detector
-                .cluster(cluster)
-                .novelty_mut()
-                .rebuild_for_cluster(connection, since, Some(cluster))
-                .map_err(database(format!(
-                    "learning novelty history of cluster {cluster} before the range"
-                )))?;
-            outcome.identities_learned += learned;
+            outcome.identities_learned +=
+                learn_baseline(connection, &mut detector, cluster, since, &[])?;
         }
     }
     let slice = range.slice_micros.max(60_000_000);

@@ -148,6 +148,15 @@ impl LiveDetector {
             .collect()
     }
 
+    /// Forgets what `identity` of `cluster` showed for the first time within
+    /// `[start, end]` (UTC µs), a window confirmed as an attack: see
+    /// [`NoveltyIndex::unlearn_window`]. Returns how many values it forgot.
+    pub fn unlearn_window(&mut self, cluster: &str, identity: &str, start: i64, end: i64) -> usize {
+        self.clusters.get_mut(cluster).map_or(0, |detector| {
+            detector.novelty.unlearn_window(identity, start, end)
+        })
+    }
+
     /// Rule hits silenced because the identity does this habitually, over all clusters.
     pub fn silenced_by_habit(&self) -> u64 {
         self.clusters

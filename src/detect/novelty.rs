@@ -189,15 +189,31 @@ impl IdentityHistory {
         }
     }
 
-    fn forget_before(&mut self, horizon: i64) {
-        for values in [
+    /// Removes the values first seen within `[start, end]`; returns how many.
+    fn forget_first_seen_within(&mut self, start: i64, end: i64) -> usize {
+        let mut forgotten = 0;
+        for values in self.value_histories() {
+            let before = values.len();
+            values.retain(|_, seen| seen.first < start || seen.first > end);
+            forgotten += before - values.len();
+        }
+        forgotten
+    }
+
+    /// Every first/last-seen map of the identity (hours are kept apart).
+    fn value_histories(&mut self) -> [&mut ValueHistory; 6] {
+        [
             &mut self.namespaces,
             &mut self.addresses,
             &mut self.networks,
             &mut self.user_agents,
             &mut self.actions,
             &mut self.habits,
-        ] {
+        ]
+    }
+
+    fn forget_before(&mut self, horizon: i64) {
+        for values in self.value_histories() {
             values.retain(|_, seen| seen.last >= horizon);
         }
     }
@@ -432,6 +448,18 @@ impl NoveltyIndex {
         )
     }
 
+    /// Forgets what `identity` showed for the first time within `[start, end]`
+    /// (UTC µs): the namespaces, addresses, networks, user agents and actions
+    /// of a window a person resolved as a true positive, so an attack never
+    /// becomes the identity's usual and the same facts alert again. Values
+    /// the identity had used before the window are kept; hours of activity
+    /// and request counts are not undone. Returns how many values it forgot.
+    pub fn unlearn_window(&mut self, identity: &str, start: i64, end: i64) -> usize {
+        self.identities
+            .get_mut(identity)
+            .map_or(0, |history| history.forget_first_seen_within(start, end))
+    }
+
     /// Forgets values older than the lookback and identities idle for longer.
     fn sweep(&mut self, now: i64) {
         self.last_sweep = now;
@@ -450,23 +478,41 @@ impl NoveltyIndex {
         connection: &duckdb::Connection,
         until: i64,
     ) -> Result<u64, duckdb::Error> {
-        self.rebuild_for_cluster(connection, until, None)
+        self.rebuild_for_cluster(connection, until, None, &[])
     }
 
-    /// [`NoveltyIndex::rebuild`] restricted to one cluster's events.
+    /// [`NoveltyIndex::rebuild`] restricted to one cluster's events, without
+    /// the events of `excluded` windows (those of the cluster, or of every
+    /// cluster): windows a person confirmed as attacks are not learned.
     /// Returns how many identities were learned.
     pub fn rebuild_for_cluster(
         &mut self,
         connection: &duckdb::Connection,
         until: i64,
         cluster: Option<&str>,
+        excluded: &[crate::model::ExcludedWindow],
     ) -> Result<u64, duckdb::Error> {
         let since = until - self.options.lookback_micros;
         let final_stages =
             "stage IN ('ResponseComplete', 'ResponseStarted', 'Panic') AND username IS NOT NULL";
+        let exclusions: Vec<String> = excluded
+            .iter()
+            .filter(|window| {
+                window.cluster.is_none() || cluster.is_none() || window.cluster.as_deref() == cluster
+            })
+            .map(|window| {
+                format!(
+                    " AND NOT (username = {} AND ts BETWEEN make_timestamp({}) AND make_timestamp({}))",
+                    crate::store::views::sql_string_literal(&window.identity),
+                    window.start.timestamp_micros(),
+                    window.end.timestamp_micros()
+                )
+            })
+            .collect();
         let range = format!(
-            "ts >= make_timestamp({since}) AND ts < make_timestamp({until}) AND {final_stages} AND {}",
-            super::history::cluster_condition(cluster)
+            "ts >= make_timestamp({since}) AND ts < make_timestamp({until}) AND {final_stages} AND {}{}",
+            super::history::cluster_condition(cluster),
+            exclusions.concat()
         );
         // Identity summaries first, so value rows find their identity.
         let mut statement = connection.prepare(&format!(

@@ -23,9 +23,13 @@
 //!
 //! **Training.** Windows of anomalies resolved as true positives are passed to
 //! model training as excluded windows ([`training_exclusions`]): an attack
-//! never becomes an identity's "usual". Windows resolved benign stay in the
-//! training data (all windows are, unless excluded) and are listed by
-//! [`verdict_windows`] for the novelty layer.
+//! never becomes an identity's "usual". The same windows are unlearned by the
+//! novelty layer ([`unlearn_confirmed_attacks`]): their first-seen
+//! namespaces, addresses, user agents and actions are forgotten, at the
+//! daemon's start after the baseline is rebuilt from history and within a
+//! minute of a verdict while it runs. Windows resolved benign stay in the
+//! training data and in the novelty baseline (all stored history is, unless
+//! excluded), so what a person called normal is learned as normal.
 
 use super::config::{FeedbackConfig, ThresholdConfig};
 use super::{Clock, FeedbackError, Result, database, micros_to_time, stable_id};
@@ -564,19 +568,90 @@ pub fn verdict_windows(connection: &Connection) -> Result<Vec<VerdictWindow>> {
         .map_err(database("reading verdict windows"))
 }
 
-/// Windows model training must not learn as normal: those of anomalies
-/// resolved as true positives (widened to at least one minute).
-pub fn training_exclusions(connection: &Connection) -> Result<Vec<crate::model::ExcludedWindow>> {
+/// The windows of anomalies resolved as true positives, each widened to at
+/// least one minute. A catalog without the anomaly or triage tables has none.
+pub fn confirmed_attack_windows(connection: &Connection) -> Result<Vec<VerdictWindow>> {
+    for table in ["anomalies", "triage_events"] {
+        let present: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM information_schema.tables \
+                 WHERE table_catalog = current_database() AND table_schema = current_schema() AND table_name = ?",
+                [table],
+                |row| row.get(0),
+            )
+            .map_err(database("looking for the triage tables"))?;
+        if present == 0 {
+            return Ok(Vec::new());
+        }
+    }
     Ok(verdict_windows(connection)?
         .into_iter()
         .filter(|window| window.true_positive)
+        .map(|window| VerdictWindow {
+            end: window.end.max(window.start + chrono::Duration::minutes(1)),
+            ..window
+        })
+        .collect())
+}
+
+/// Windows model training must not learn as normal: those of anomalies
+/// resolved as true positives (widened to at least one minute).
+pub fn training_exclusions(connection: &Connection) -> Result<Vec<crate::model::ExcludedWindow>> {
+    Ok(confirmed_attack_windows(connection)?
+        .into_iter()
         .map(|window| crate::model::ExcludedWindow {
             cluster: Some(window.cluster),
             identity: window.identity,
             start: window.start,
-            end: window.end.max(window.start + chrono::Duration::minutes(1)),
+            end: window.end,
         })
         .collect())
+}
+
+/// How far before a confirmed attack's window the novelty layer also
+/// forgets first-seen values: the reconnaissance request that brought the new
+/// address or user agent often comes shortly before the one that alerted.
+pub const UNLEARN_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
+
+/// The windows the novelty layer must not learn: those resolved as true
+/// positives, from [`UNLEARN_MARGIN`] before each. The daemon rebuilds its
+/// baseline without their events at start.
+pub fn novelty_exclusions(connection: &Connection) -> Result<Vec<crate::model::ExcludedWindow>> {
+    Ok(confirmed_attack_windows(connection)?
+        .into_iter()
+        .map(|window| crate::model::ExcludedWindow {
+            cluster: Some(window.cluster),
+            identity: window.identity,
+            start: window.start - UNLEARN_MARGIN,
+            end: window.end,
+        })
+        .collect())
+}
+
+/// Makes a running novelty layer forget what confirmed attacks showed for
+/// the first time ([`crate::detect::NoveltyIndex::unlearn_window`] over each
+/// of [`novelty_exclusions`]), so an attacker's namespace, address or action
+/// is never the identity's usual and a rule hit is never silenced as a habit
+/// because of it. Windows resolved benign need nothing: they are stored
+/// history like any other and stay in the baseline. `applied` holds the
+/// windows already applied; a later call applies only new verdicts. Returns
+/// how many values were forgotten.
+pub fn unlearn_confirmed_attacks(
+    connection: &Connection,
+    detector: &mut crate::detect::LiveDetector,
+    applied: &mut BTreeSet<(String, String, i64, i64)>,
+) -> Result<usize> {
+    let mut forgotten = 0;
+    for window in novelty_exclusions(connection)? {
+        let cluster = window.cluster.unwrap_or_default();
+        let start = window.start.timestamp_micros();
+        let end = window.end.timestamp_micros();
+        if !applied.insert((cluster.clone(), window.identity.clone(), start, end)) {
+            continue;
+        }
+        forgotten += detector.unlearn_window(&cluster, &window.identity, start, end);
+    }
+    Ok(forgotten)
 }
 
 #[cfg(test)]
@@ -748,6 +823,107 @@ mod tests {
         let exclusions = training_exclusions(&connection).expect("exclusions");
         assert_eq!(exclusions.len(), 1);
         assert_eq!(exclusions[0].identity, "mallory@x");
+    }
+
+    fn request_event(
+        user: &str,
+        namespace: &str,
+        ip: &str,
+        ts: i64,
+        id: &str,
+    ) -> crate::audit::AuditEvent {
+        let time = crate::audit::format_rfc3339_micros(ts);
+        let value = serde_json::json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": id,
+            "stage": "ResponseComplete", "requestURI": "/", "verb": "get",
+            "user": {"username": user, "groups": ["system:authenticated"]}, "sourceIPs": [ip],
+            "userAgent": "kubectl/v1.31.0",
+            "objectRef": {"resource": "configmaps", "namespace": namespace, "apiVersion": "v1"},
+            "responseStatus": {"code": 200},
+            "requestReceivedTimestamp": time, "stageTimestamp": time
+        });
+        crate::audit::AuditEvent::decode(value.to_string().as_bytes()).expect("valid test event")
+    }
+
+    #[test]
+    fn confirmed_attacks_are_unlearned_by_the_novelty_layer_once() {
+        use crate::detect::novelty::namespace_habit_key;
+        let connection = Connection::open_in_memory().expect("duckdb");
+        let mut detector =
+            crate::detect::LiveDetector::new(crate::detect::DetectorOptions::default());
+        let mut applied = BTreeSet::new();
+        // No triage tables yet: nothing to unlearn, no error.
+        assert_eq!(
+            unlearn_confirmed_attacks(&connection, &mut detector, &mut applied).expect("no tables"),
+            0
+        );
+        let clock = ManualClock::new(datetime_from_micros(1_800_000_000_000_000));
+        let store = AnomalyStore::open(&connection, 30 * 60_000_000)
+            .expect("store")
+            .with_clock(Arc::new(clock.clone()));
+        // Three days of mallory in `app`, then the attack: kube-system from a new address.
+        let attack_start = 1_800_000_000_000_000i64;
+        let day = 86_400_000_000i64;
+        for index in 0..90i64 {
+            let ts = attack_start - 3 * day + (index / 30) * day + (index % 30) * 60_000_000;
+            detector.observe(
+                &request_event("mallory@x", "app", "10.0.0.1", ts, &format!("h-{index}")),
+                "default",
+            );
+        }
+        detector.observe(
+            &request_event(
+                "mallory@x",
+                "kube-system",
+                "203.0.113.66",
+                attack_start + 10_000_000,
+                "attack",
+            ),
+            "default",
+        );
+        let later = attack_start + day;
+        let habitual = |detector: &mut crate::detect::LiveDetector, namespace: &str| {
+            detector.cluster("default").novelty_mut().is_habitual(
+                "mallory@x",
+                &namespace_habit_key(namespace),
+                later,
+            )
+        };
+        assert!(
+            habitual(&mut detector, "kube-system"),
+            "learned as it was seen"
+        );
+
+        // A benign verdict changes nothing; a true-positive one makes the window's first-seen values go.
+        let attack = anomaly("mallory@x", 0, Severity::High, "rbac.secret_enumeration");
+        let benign = anomaly("mallory@x", 600, Severity::Low, "workload.exec");
+        store
+            .record(&[attack.clone(), benign.clone()])
+            .expect("record");
+        judge(&connection, &clock, &benign.id, TriageState::ResolvedBenign);
+        assert_eq!(
+            unlearn_confirmed_attacks(&connection, &mut detector, &mut applied).expect("unlearn"),
+            0
+        );
+        judge(
+            &connection,
+            &clock,
+            &attack.id,
+            TriageState::ResolvedTruePositive,
+        );
+        let forgotten =
+            unlearn_confirmed_attacks(&connection, &mut detector, &mut applied).expect("unlearn");
+        assert_eq!(forgotten, 4, "namespace, address, network, exact action");
+        assert!(!habitual(&mut detector, "kube-system"));
+        assert!(
+            habitual(&mut detector, "app"),
+            "the history before the window stays"
+        );
+        // Applied once: the next check has nothing new.
+        assert_eq!(
+            unlearn_confirmed_attacks(&connection, &mut detector, &mut applied).expect("unlearn"),
+            0
+        );
     }
 
     #[test]

@@ -704,18 +704,7 @@ mod tests {
     use crate::detect::Severity;
     use crate::feedback::ManualClock;
     use crate::rbac::checks::{FindingSubject, Origin};
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .expect("valid time")
-            .with_timezone(&Utc)
-    }
-
-    fn catalog() -> Connection {
-        let connection = Connection::open_in_memory().expect("duckdb");
-        crate::detect::store::ensure_tables(&connection).expect("tables");
-        connection
-    }
+    use crate::test_support::{at, catalog};
 
     fn finding(check: &str, account: &str) -> Finding {
         Finding {

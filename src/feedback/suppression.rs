@@ -425,18 +425,7 @@ pub fn evidence_scope_of(
 mod tests {
     use super::*;
     use crate::feedback::ManualClock;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .expect("valid time")
-            .with_timezone(&Utc)
-    }
-
-    fn catalog() -> Connection {
-        let connection = Connection::open_in_memory().expect("duckdb");
-        crate::detect::store::ensure_tables(&connection).expect("tables");
-        connection
-    }
+    use crate::test_support::{at, catalog};
 
     fn config_with(expires: Option<&str>) -> FeedbackConfig {
         FeedbackConfig {

@@ -144,7 +144,10 @@ pub fn prepare(data_dir: &Path, config: &Config, maintenance: bool) -> Result<In
         max_line_bytes: config.ingest.max_line_bytes,
         compact_min_parts: config.store.compact_min_parts,
         open_hour_compact_parts: config.store.open_hour_compact_parts,
-        compact_small_part_bytes: config.store.compact_small_part_bytes,
+        compaction_limits: crate::store::compaction::CompactionLimits {
+            max_rows: config.store.compact_max_rows.max(2),
+            max_bytes: config.store.compact_max_bytes.max(2),
+        },
         retention_days: config.store.retention_days,
         maintenance_interval: maintenance.then_some(Duration::from_millis(
             config.store.maintenance_interval_ms.max(100),

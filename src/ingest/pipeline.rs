@@ -57,7 +57,7 @@ pub struct PipelineSettings {
     pub max_line_bytes: usize,
     pub compact_min_parts: usize,
     pub open_hour_compact_parts: usize,
-    pub compact_small_part_bytes: u64,
+    pub compaction_limits: crate::store::compaction::CompactionLimits,
     pub retention_days: u32,
     /// How often compaction and retention are considered (None: never).
     pub maintenance_interval: Option<Duration>,
@@ -743,7 +743,7 @@ impl Committer {
             &events_dir,
             self.settings.compact_min_parts,
             self.settings.open_hour_compact_parts,
-            self.settings.compact_small_part_bytes,
+            self.settings.compaction_limits,
             closed_before,
         ) {
             Ok(candidates) => {

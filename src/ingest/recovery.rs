@@ -453,48 +453,8 @@ fn remove_temporary_files(events_dir: &Path) -> crate::store::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::AuditEvent;
-    use crate::store::builder::{LineOrigin, ObjectRetention, PartitionKey, PartitionedColumns};
-    use crate::store::writer::{PartWriter, SourceSpan};
-
-    fn line(index: u64, hour: u32) -> String {
-        format!(
-            "{{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"auditID\":\"id-{index}\",\"stage\":\"ResponseComplete\",\"verb\":\"get\",\
-             \"user\":{{\"username\":\"alice\"}},\"requestReceivedTimestamp\":\"2020-01-01T{hour:02}:00:{:02}Z\"}}",
-            index % 60
-        )
-    }
-
-    fn write_part(writer: &PartWriter, seq: u64, first: u64, count: u64, hour: u32) -> WrittenPart {
-        let retention = ObjectRetention::new(&[], 1024);
-        let mut columns = PartitionedColumns::default();
-        for index in first..first + count {
-            let text = line(index, hour);
-            let event = AuditEvent::decode(text.as_bytes()).expect("valid");
-            columns.append(
-                &event,
-                LineOrigin {
-                    source_file: "f",
-                    source_fingerprint: "00aa",
-                    offset: index * 100,
-                },
-                &retention,
-            );
-        }
-        let batches = columns.finish().expect("batches");
-        let (key, batch): (PartitionKey, _) = batches.into_iter().next().expect("one partition");
-        let span = SourceSpan {
-            source_id: "00aa".into(),
-            fingerprint: "00aa".into(),
-            source_file: "f".into(),
-            min_offset: first * 100,
-            end_offset: (first + count) * 100,
-            rows: count,
-        };
-        writer
-            .write_part("default", key, seq, &[batch], vec![span], Vec::new())
-            .expect("part")
-    }
+    use crate::store::writer::PartWriter;
+    use crate::test_support::write_part;
 
     #[test]
     fn orphans_are_removed_and_committed_parts_kept() {

@@ -111,12 +111,7 @@ impl<'de> Deserialize<'de> for Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .expect("valid time")
-            .with_timezone(&Utc)
-    }
+    use crate::test_support::at;
 
     #[test]
     fn nightly_runs_at_two_the_same_or_next_day() {

@@ -325,6 +325,67 @@ impl BindingEntry {
             BindingKind::RoleBinding => Some(&self.namespace),
         }
     }
+
+    /// Whether one of its role's rules grants anything through this binding:
+    /// a rule of only non-resource URLs takes effect through
+    /// ClusterRoleBindings alone.
+    pub fn rule_takes_effect(&self, rule: &PolicyRule) -> bool {
+        let non_resource_only = rule
+            .non_resource_urls
+            .as_ref()
+            .is_some_and(|urls| !urls.is_empty())
+            && rule.resources.as_ref().is_none_or(Vec::is_empty);
+        !(self.kind == BindingKind::RoleBinding && non_resource_only)
+    }
+}
+
+/// A rule's list field as text: values joined by commas, `""` for the empty
+/// string (the core API group), `-` when absent.
+pub fn rule_values_text(values: &Option<Vec<String>>) -> String {
+    match values.as_deref() {
+        None | Some([]) => "-".into(),
+        Some(values) => values
+            .iter()
+            .map(|value| {
+                if value.is_empty() {
+                    "\"\"".to_string()
+                } else {
+                    value.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// One rule on one line: `get,list pods,pods/log (apiGroups "") names a,b`,
+/// or `get /healthz,/metrics` for non-resource URLs.
+pub fn describe_rule(rule: &PolicyRule) -> String {
+    let verbs = rule.verbs.join(",");
+    let mut text = if rule
+        .resources
+        .as_ref()
+        .is_some_and(|values| !values.is_empty())
+    {
+        format!(
+            "{verbs} {} (apiGroups {})",
+            rule_values_text(&rule.resources),
+            rule_values_text(&rule.api_groups)
+        )
+    } else {
+        format!("{verbs} {}", rule_values_text(&rule.non_resource_urls))
+    };
+    if rule
+        .resource_names
+        .as_ref()
+        .is_some_and(|names| !names.is_empty())
+    {
+        text.push_str(&format!(
+            " names {}",
+            rule_values_text(&rule.resource_names)
+        ));
+    }
+    text
 }
 
 /// Whether a subject of a binding (in `binding_namespace`) names this user
@@ -363,6 +424,17 @@ pub struct Grant {
     /// The subject of the binding that matched the identity.
     pub subject: Subject,
     pub rule: PolicyRule,
+}
+
+impl Grant {
+    /// Whether this grant allows the request: its rule matches and the
+    /// request is in the namespace the grant applies in (any, for cluster-wide grants).
+    pub fn covers(&self, request: &RequestAttributes) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|namespace| namespace == request.namespace)
+            && rule_allows(&self.rule, request)
+    }
 }
 
 /// The answer to one request.
@@ -596,14 +668,7 @@ impl Authorizer {
                 continue;
             };
             for rule in rules.iter() {
-                // Non-resource rules only take effect through ClusterRoleBindings.
-                if binding.kind == BindingKind::RoleBinding
-                    && rule
-                        .non_resource_urls
-                        .as_ref()
-                        .is_some_and(|urls| !urls.is_empty())
-                    && rule.resources.as_ref().is_none_or(Vec::is_empty)
-                {
+                if !binding.rule_takes_effect(rule) {
                     continue;
                 }
                 grants.push(Grant {

@@ -5,7 +5,7 @@
 //! catalog, TLS...); 2 usage error (clap); 3 `rbac audit --fail-on` found
 //! findings at or above the threshold ([`FindingsGate`]).
 
-use super::authorizer::{Authorizer, RequestAttributes, UserInfo, who_can};
+use super::authorizer::{Authorizer, RequestAttributes, UserInfo, rule_values_text, who_can};
 use super::checks::{audit_snapshot_report, write_json, write_sarif, write_table};
 use super::config::{GuardConfig, GuardMode, RbacConfig, load_sections};
 use super::guard::{Guard, export_policies_yaml};
@@ -498,23 +498,6 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CommandError> {
     Ok(())
 }
 
-fn rule_text(values: &Option<Vec<String>>) -> String {
-    match values.as_deref() {
-        None | Some([]) => "-".into(),
-        Some(values) => values
-            .iter()
-            .map(|value| {
-                if value.is_empty() {
-                    "\"\"".to_string()
-                } else {
-                    value.clone()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(","),
-    }
-}
-
 /// Runs `auditlens rbac ...`.
 pub fn run(args: RbacArgs, global: &GlobalOptions) -> Result<(), CommandError> {
     let (rbac_config, _) = configs(global)?;
@@ -594,10 +577,10 @@ pub fn run(args: RbacArgs, global: &GlobalOptions) -> Result<(), CommandError> {
                             "{:<14} {:<30} {:<20} {:<30} {:<16} {:<16} {:<45} {:<40} {} {}",
                             grant.namespace.as_deref().unwrap_or("cluster-wide"),
                             grant.rule.verbs.join(","),
-                            rule_text(&grant.rule.api_groups),
-                            rule_text(&grant.rule.resources),
-                            rule_text(&grant.rule.resource_names),
-                            rule_text(&grant.rule.non_resource_urls),
+                            rule_values_text(&grant.rule.api_groups),
+                            rule_values_text(&grant.rule.resources),
+                            rule_values_text(&grant.rule.resource_names),
+                            rule_values_text(&grant.rule.non_resource_urls),
                             grant.binding,
                             grant.role,
                             grant.subject.kind,

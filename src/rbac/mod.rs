@@ -13,7 +13,9 @@
 //! (snapshot versions in the catalog),
 //! [`authorizer`] (matching semantics, effective permissions, who-can),
 //! [`checks`] (findings, severities, exceptions, table/JSON/SARIF output),
-//! [`recommend`] (roles from the `requests` view), [`guard`] (webhook and
+//! [`recommend`] (roles from the `requests` view), [`drift`] (new and removed
+//! grants since last week, over-privilege per identity per day, for the
+//! nightly report), [`guard`] (webhook and
 //! ValidatingAdmissionPolicy export), [`guard_server`] (the webhook's HTTPS
 //! server), [`config`] (the `[rbac]` and `[guard]`
 //! config sections), [`synthetic`] (generated large snapshots for benchmarks),
@@ -23,6 +25,7 @@ pub mod authorizer;
 pub mod checks;
 pub mod cli;
 pub mod config;
+pub mod drift;
 pub mod guard;
 pub mod guard_server;
 pub mod recommend;
@@ -38,7 +41,7 @@ pub use recommend::{RecommendOptions, RoleRecommendation, recommend};
 pub use snapshot::{ApplyOutcome, Snapshot};
 pub use versions::{
     SnapshotVersion, ensure_rbac_tables, list_snapshot_versions, load_latest_snapshot,
-    load_snapshot_at, save_snapshot,
+    load_snapshot_at, load_snapshot_version, save_snapshot,
 };
 
 use std::path::PathBuf;

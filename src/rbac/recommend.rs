@@ -43,6 +43,8 @@ pub struct RecommendOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ObservedRequest {
     pub identity: String,
+    /// The requester's groups; empty for an impersonated request (the
+    /// impersonator's groups are not the impersonated identity's).
     pub groups: Vec<String>,
     pub verb: String,
     pub api_group: String,
@@ -185,7 +187,7 @@ pub fn load_requests(
     }
     let sql = format!(
         "SELECT coalesce(nullif(impersonated_user, ''), username) AS identity,
-               coalesce(to_json(user_groups)::VARCHAR, '[]'),
+               CASE WHEN coalesce(impersonated_user, '') = '' THEN coalesce(to_json(user_groups)::VARCHAR, '[]') ELSE '[]' END,
                verb, coalesce(api_group, ''), coalesce(resource, ''), coalesce(subresource, ''),
                coalesce(namespace, ''), coalesce(name, ''), coalesce(request_uri, ''),
                epoch_us(ts), audit_id, decision, response_code
@@ -321,8 +323,8 @@ fn object_name(identity: &str) -> String {
     format!("auditlens:recommended:{cleaned}")
 }
 
-/// Sensitive kinds an unused grant can touch, by the authorizer's matcher.
-fn sensitivity(rule: &PolicyRule) -> Vec<String> {
+/// Sensitive kinds a grant can touch, by the authorizer's matcher.
+pub(crate) fn sensitivity(rule: &PolicyRule) -> Vec<String> {
     let probes: [(&str, &str, &str, &str); 12] = [
         ("secrets", "get", "", "secrets"),
         ("nodes", "get", "", "nodes"),
@@ -673,13 +675,7 @@ fn recommend_one(
             .collect();
         let mut used = 0usize;
         for grant in &grants {
-            let is_used = allowed.iter().any(|request| {
-                grant
-                    .namespace
-                    .as_deref()
-                    .is_none_or(|namespace| namespace == request.namespace)
-                    && rule_allows(&grant.rule, request)
-            });
+            let is_used = allowed.iter().any(|request| grant.covers(request));
             if is_used {
                 used += 1;
             } else {

@@ -42,12 +42,14 @@ pub fn ensure_rbac_tables(connection: &duckdb::Connection) -> Result<()> {
 
 /// Whether the catalog holds the table; the read paths use this instead of
 /// creating it, so they work on a read-only catalog. No table means no
-/// version has been stored yet.
+/// version has been stored yet. A view of that name counts: the report's
+/// reader session exposes the attached catalog's tables, or their Parquet
+/// export, as views.
 fn rbac_table_exists(connection: &duckdb::Connection) -> Result<bool> {
     connection
         .query_row(
-            "SELECT count(*) FROM duckdb_tables() \
-             WHERE database_name = current_database() AND schema_name = current_schema() \
+            "SELECT count(*) FROM information_schema.tables \
+             WHERE table_catalog = current_database() AND table_schema = current_schema() \
              AND table_name = 'rbac_snapshots'",
             [],
             |row| row.get::<_, i64>(0),
@@ -172,9 +174,22 @@ pub fn load_snapshot_at(
     )
 }
 
+/// One stored version by its id.
+pub fn load_snapshot_version(
+    connection: &duckdb::Connection,
+    version: i64,
+) -> Result<Option<(SnapshotVersion, Snapshot)>> {
+    load_where(
+        connection,
+        "WHERE version = CAST(? AS BIGINT)",
+        Some(version.to_string()),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::at;
     use std::path::Path;
 
     const LIST_JSON: &str = r#"{"apiVersion":"v1","kind":"List","items":[
@@ -184,19 +199,20 @@ mod tests {
        "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"reader"},
        "subjects":[{"kind":"User","apiGroup":"rbac.authorization.k8s.io","name":"alice"}]}]}"#;
 
+    fn listed() -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        snapshot
+            .load_text(LIST_JSON, Path::new("list.json"))
+            .expect("valid");
+        snapshot
+    }
+
     #[test]
     fn versions_round_trip_through_duckdb() {
         let connection = duckdb::Connection::open_in_memory().expect("duckdb");
-        let mut first = Snapshot::default();
-        first
-            .load_text(LIST_JSON, Path::new("list.json"))
-            .expect("valid");
-        let day_one = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc);
-        let day_two = DateTime::parse_from_rfc3339("2026-11-02T00:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc);
+        let first = listed();
+        let day_one = at("2026-11-01T00:00:00Z");
+        let day_two = at("2026-11-02T00:00:00Z");
         save_snapshot(&connection, &first, "list.json", day_one).expect("saved");
         let second = Snapshot::default();
         save_snapshot(&connection, &second, "empty", day_two).expect("saved");
@@ -205,18 +221,14 @@ mod tests {
             .expect("exists");
         assert_eq!(version.source, "empty");
         assert_eq!(latest.rbac_object_count(), 0);
-        let noon = DateTime::parse_from_rfc3339("2026-11-01T12:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc);
+        let noon = at("2026-11-01T12:00:00Z");
         let (version, then) = load_snapshot_at(&connection, noon)
             .expect("query")
             .expect("exists");
         assert_eq!(version.taken_at, "2026-11-01T00:00:00.000000Z");
         assert_eq!(then.roles.len(), 1);
         assert_eq!(then.role_bindings.len(), 1);
-        let before = DateTime::parse_from_rfc3339("2026-10-01T00:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc);
+        let before = at("2026-10-01T00:00:00Z");
         assert!(
             load_snapshot_at(&connection, before)
                 .expect("query")
@@ -244,13 +256,8 @@ mod tests {
         drop(reader);
 
         let writer = duckdb::Connection::open(&path).expect("catalog");
-        let mut first = Snapshot::default();
-        first
-            .load_text(LIST_JSON, Path::new("list.json"))
-            .expect("valid");
-        let day_one = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc);
+        let first = listed();
+        let day_one = at("2026-11-01T00:00:00Z");
         save_snapshot(&writer, &first, "list.json", day_one).expect("saved");
         drop(writer);
 
@@ -261,9 +268,7 @@ mod tests {
             .expect("exists");
         assert_eq!(version.source, "list.json");
         assert_eq!(latest.roles.len(), 1);
-        let later = DateTime::parse_from_rfc3339("2026-11-02T00:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc);
+        let later = at("2026-11-02T00:00:00Z");
         assert!(load_snapshot_at(&reader, later).expect("query").is_some());
     }
 }

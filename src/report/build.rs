@@ -470,6 +470,13 @@ pub fn build_report_with(
                 crate::feedback::report::FeedbackSection::default()
             });
 
+        // Like the feedback section, RBAC drift never fails the report.
+        let rbac_drift =
+            crate::rbac::drift::build_drift(connection, cluster, date).unwrap_or_else(|error| {
+                tracing::warn!(%error, "RBAC drift section unavailable");
+                crate::rbac::drift::RbacDrift::default()
+            });
+
         Ok(Report {
             schema_version: SCHEMA_VERSION,
             generated_at: Utc::now(),
@@ -495,6 +502,7 @@ pub fn build_report_with(
             models,
             ingest,
             feedback,
+            rbac_drift,
         })
     })();
     // The temporary table lives as long as the connection; free it now.

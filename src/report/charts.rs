@@ -40,6 +40,146 @@ pub(crate) fn series_color(name: &str) -> RGBColor {
     }
 }
 
+/// The series legend, in a framed box at `position`.
+fn draw_legend<'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+    chart_name: &str,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font((FONT, 12))
+        .draw()
+        .map_err(chart_error(chart_name))
+}
+
+/// A colour per position for series without a fixed colour (detectors,
+/// identities): the first eight are distinct, then they repeat.
+fn palette_color(index: usize) -> RGBColor {
+    const PALETTE: [RGBColor; 8] = [
+        RGBColor(0x1f, 0x77, 0xb4),
+        RGBColor(0xff, 0x7f, 0x0e),
+        RGBColor(0x2c, 0xa0, 0x2c),
+        RGBColor(0xd6, 0x27, 0x28),
+        RGBColor(0x94, 0x67, 0xbd),
+        RGBColor(0x8c, 0x56, 0x4b),
+        RGBColor(0xe3, 0x77, 0xc2),
+        RGBColor(0x17, 0xbe, 0xcf),
+    ];
+    PALETTE[index % PALETTE.len()]
+}
+
+/// One bar segment: the bucket (hour, day...) it belongs to, its series and its value.
+struct Segment<'a> {
+    bucket: usize,
+    series: &'a str,
+    value: u64,
+}
+
+/// What a stacked bar chart shows besides its segments.
+struct StackedBars<'a> {
+    chart_name: &'a str,
+    title: &'a str,
+    x_description: &'a str,
+    y_description: &'a str,
+    buckets: usize,
+    /// Tick labels wanted on the x axis (plotters picks round positions).
+    x_labels: usize,
+    /// The label at the start of bucket `i` (`i == buckets` closes the axis).
+    bucket_label: &'a dyn Fn(usize) -> String,
+    /// Known series, bottom first; others follow in order of appearance.
+    order: &'a [&'a str],
+    color: &'a dyn Fn(usize, &str) -> RGBColor,
+}
+
+/// Stacked bars, one per bucket.
+fn stacked_bars(chart: &StackedBars<'_>, segments: &[Segment<'_>]) -> Result<String> {
+    let mut series: Vec<&str> = chart
+        .order
+        .iter()
+        .copied()
+        .filter(|name| segments.iter().any(|segment| segment.series == *name))
+        .collect();
+    for segment in segments {
+        if !series.contains(&segment.series) {
+            series.push(segment.series);
+        }
+    }
+    let buckets = chart.buckets.max(1);
+    let mut stacks = vec![vec![0u64; series.len()]; buckets];
+    for segment in segments {
+        if let (Some(bucket), Some(position)) = (
+            stacks.get_mut(segment.bucket),
+            series.iter().position(|name| *name == segment.series),
+        ) {
+            bucket[position] += segment.value;
+        }
+    }
+    let highest = stacks
+        .iter()
+        .map(|bucket| bucket.iter().sum::<u64>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let error = chart_error(chart.chart_name);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(&error)?;
+        let mut plot = ChartBuilder::on(&root)
+            .caption(chart.title, (FONT, 17))
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..buckets as f64, 0u64..(highest + highest / 2 + 1))
+            .map_err(&error)?;
+        let label = chart.bucket_label;
+        plot.configure_mesh()
+            .disable_x_mesh()
+            .light_line_style(WHITE)
+            .x_labels(chart.x_labels)
+            .y_labels(6)
+            .x_label_formatter(&|position| label(position.max(0.0) as usize))
+            .x_desc(chart.x_description)
+            .y_desc(chart.y_description)
+            .axis_desc_style((FONT, 13))
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(&error)?;
+        for (position, name) in series.iter().enumerate() {
+            let color = (chart.color)(position, name);
+            let bars: Vec<Rectangle<(f64, u64)>> = (0..buckets)
+                .filter(|bucket| stacks[*bucket][position] > 0)
+                .map(|bucket| {
+                    let below: u64 = stacks[bucket][..position].iter().sum();
+                    let value = stacks[bucket][position];
+                    Rectangle::new(
+                        [
+                            (bucket as f64 + 0.12, below),
+                            (bucket as f64 + 0.88, below + value),
+                        ],
+                        color.filled(),
+                    )
+                })
+                .collect();
+            plot.draw_series(bars)
+                .map_err(&error)?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
+        }
+        if !series.is_empty() {
+            draw_legend(&mut plot, SeriesLabelPosition::UpperLeft, chart.chart_name)?;
+        }
+        root.present().map_err(&error)?;
+    }
+    Ok(svg)
+}
+
 /// Hourly stacked bars; `order` fixes the stacking order of known series.
 fn stacked_hourly(
     chart_name: &str,
@@ -48,93 +188,28 @@ fn stacked_hourly(
     counts: &[HourlyCount],
     order: &[&str],
 ) -> Result<String> {
-    let mut series: Vec<String> = order
+    let segments: Vec<Segment<'_>> = counts
         .iter()
-        .map(|name| name.to_string())
-        .filter(|name| counts.iter().any(|count| &count.series == name))
+        .map(|count| Segment {
+            bucket: count.hour as usize,
+            series: &count.series,
+            value: count.count,
+        })
         .collect();
-    for count in counts {
-        if !series.contains(&count.series) {
-            series.push(count.series.clone());
-        }
-    }
-    let mut stacks = vec![vec![0u64; series.len()]; 24];
-    for count in counts {
-        if let (Some(hour), Some(position)) = (
-            stacks.get_mut(count.hour as usize),
-            series.iter().position(|name| name == &count.series),
-        ) {
-            hour[position] += count.count;
-        }
-    }
-    let highest = stacks
-        .iter()
-        .map(|hour| hour.iter().sum::<u64>())
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let error = chart_error(chart_name);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(&error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 17))
-            .margin(8)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0f64..24f64, 0u64..(highest + highest / 2 + 1))
-            .map_err(&error)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .light_line_style(WHITE)
-            .x_labels(13)
-            .y_labels(6)
-            .x_label_formatter(&|hour| format!("{:02}", *hour as u32))
-            .x_desc("hour (UTC)")
-            .y_desc(y_description)
-            .axis_desc_style((FONT, 13))
-            .label_style((FONT, 12))
-            .draw()
-            .map_err(&error)?;
-        for (position, name) in series.iter().enumerate() {
-            let color = series_color(name);
-            let bars: Vec<Rectangle<(f64, u64)>> = (0..24usize)
-                .filter(|hour| stacks[*hour][position] > 0)
-                .map(|hour| {
-                    let below: u64 = stacks[hour][..position].iter().sum();
-                    let value = stacks[hour][position];
-                    Rectangle::new(
-                        [
-                            (hour as f64 + 0.12, below),
-                            (hour as f64 + 0.88, below + value),
-                        ],
-                        color.filled(),
-                    )
-                })
-                .collect();
-            chart
-                .draw_series(bars)
-                .map_err(&error)?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
-                });
-        }
-        if !series.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .label_font((FONT, 12))
-                .draw()
-                .map_err(&error)?;
-        }
-        root.present().map_err(&error)?;
-    }
-    Ok(svg)
+    stacked_bars(
+        &StackedBars {
+            chart_name,
+            title,
+            x_description: "hour (UTC)",
+            y_description,
+            buckets: 24,
+            x_labels: 13,
+            bucket_label: &|hour| format!("{hour:02}"),
+            order,
+            color: &|_, name| series_color(name),
+        },
+        &segments,
+    )
 }
 
 pub fn events_by_hour(report: &Report) -> Result<String> {
@@ -234,14 +309,7 @@ pub fn denied_by_hour(report: &Report) -> Result<String> {
             .map_err(&error)?
             .label("previous 7 days, mean per hour")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font((FONT, 12))
-            .draw()
-            .map_err(&error)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, chart_name)?;
         root.present().map_err(&error)?;
     }
     Ok(svg)
@@ -346,6 +414,192 @@ pub fn top_identities(report: &Report) -> Result<String> {
                 (label_width + today.max(1) + 6, y + 8),
             )
             .map_err(&error)?;
+        }
+        root.present().map_err(&error)?;
+    }
+    Ok(svg)
+}
+
+/// Alerting anomalies per day and detector over the feedback trend (8 days
+/// ending with the report's day), with what suppressions marked stacked on
+/// top in grey.
+pub fn alerts_per_day(
+    section: &crate::feedback::report::FeedbackSection,
+    date: chrono::NaiveDate,
+) -> Result<String> {
+    const SUPPRESSED: &str = "suppressed (all detectors)";
+    let days = crate::feedback::report::TREND_DAYS.max(1) as usize;
+    let first = date - chrono::Duration::days(days as i64 - 1);
+    let bucket = |day: chrono::NaiveDate| (day - first).num_days();
+    let mut totals: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for entry in &section.alerts_per_day {
+        *totals.entry(entry.detector.as_str()).or_default() += entry.alerting;
+    }
+    let mut order: Vec<&str> = totals.keys().copied().collect();
+    order.sort_by_key(|detector| std::cmp::Reverse(totals[detector]));
+    order.push(SUPPRESSED);
+    let mut segments = Vec::new();
+    for entry in &section.alerts_per_day {
+        let Ok(index) = usize::try_from(bucket(entry.date)) else {
+            continue;
+        };
+        segments.push(Segment {
+            bucket: index,
+            series: &entry.detector,
+            value: entry.alerting,
+        });
+        segments.push(Segment {
+            bucket: index,
+            series: SUPPRESSED,
+            value: entry.suppressed,
+        });
+    }
+    segments.retain(|segment| segment.value > 0);
+    let label = |index: usize| {
+        if index < days {
+            (first + chrono::Duration::days(index as i64))
+                .format("%m-%d")
+                .to_string()
+        } else {
+            String::new()
+        }
+    };
+    stacked_bars(
+        &StackedBars {
+            chart_name: "alerts per day",
+            title: "Alerts per day by detector",
+            x_description: "day (UTC)",
+            y_description: "anomalies",
+            buckets: days,
+            x_labels: days + 1,
+            bucket_label: &label,
+            order: &order,
+            color: &|position, name| {
+                if name == SUPPRESSED {
+                    RGBColor(0xbd, 0xbd, 0xbd)
+                } else {
+                    palette_color(position)
+                }
+            },
+        },
+        &segments,
+    )
+}
+
+/// Identities drawn in the over-privilege chart (the report's order: most
+/// unused rules first).
+const OVER_PRIVILEGE_LINES: usize = 8;
+
+/// The over-privilege score (rules used in the trailing 7 days / rules held)
+/// per identity and day: a line falling towards 0 is an identity holding
+/// more and more it does not use.
+pub fn over_privilege_trend(
+    drift: &crate::rbac::drift::RbacDrift,
+    date: chrono::NaiveDate,
+) -> Result<String> {
+    let chart_name = "over-privilege";
+    let error = chart_error(chart_name);
+    let days = crate::rbac::drift::TREND_DAYS;
+    let first = date - chrono::Duration::days(days as i64 - 1);
+    let width = 2 * WIDTH + 20;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(&error)?;
+        // The x range runs past the last day so the legend has room to the right of the lines.
+        let last_day = (days - 1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Over-privilege score: rules used in the trailing 7 days / rules held",
+                (FONT, 17),
+            )
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-0.3f64..last_day * 1.75, 0f64..1.05f64)
+            .map_err(&error)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .light_line_style(WHITE)
+            .x_labels(days * 2)
+            .y_labels(6)
+            .x_label_formatter(&|position| {
+                let index = position.round();
+                if (position - index).abs() < 1e-6 && (0.0..=last_day).contains(&index) {
+                    (first + chrono::Duration::days(index as i64))
+                        .format("%m-%d")
+                        .to_string()
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_formatter(&|value| format!("{value:.1}"))
+            .x_desc("day (UTC)")
+            .y_desc("used / held")
+            .axis_desc_style((FONT, 13))
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(&error)?;
+        for (position, identity) in drift
+            .over_privilege
+            .iter()
+            .take(OVER_PRIVILEGE_LINES)
+            .enumerate()
+        {
+            let color = palette_color(position);
+            let points: Vec<Option<(f64, f64)>> = identity
+                .days
+                .iter()
+                .enumerate()
+                .map(|(index, day)| day.score.map(|score| (index as f64, score)))
+                .collect();
+            // A day without a score (nothing held) breaks the line.
+            let runs: Vec<Vec<(f64, f64)>> = points
+                .split(Option::is_none)
+                .map(|run| run.iter().flatten().copied().collect::<Vec<_>>())
+                .filter(|run| !run.is_empty())
+                .collect();
+            let mut name = identity.identity.clone();
+            if name.chars().count() > 44 {
+                name = format!("{}…", name.chars().take(43).collect::<String>());
+            }
+            if let Some(last) = identity.last() {
+                name = format!(
+                    "{name} ({} of {} unused)",
+                    last.unused_rules(),
+                    last.granted_rules
+                );
+            }
+            for (run_index, run) in runs.iter().enumerate() {
+                chart
+                    .draw_series(
+                        run.iter()
+                            .map(|point| Circle::new(*point, 3, color.filled())),
+                    )
+                    .map_err(&error)?;
+                let line = chart
+                    .draw_series(LineSeries::new(run.iter().copied(), color.stroke_width(2)))
+                    .map_err(&error)?;
+                if run_index == 0 {
+                    line.label(name.as_str()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
+                    });
+                }
+            }
+        }
+        if drift.over_privilege.is_empty() {
+            let style = TextStyle::from((FONT, 13).into_font())
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            root.draw_text(
+                "no identity held RBAC rules in these 8 days",
+                &style,
+                (width as i32 / 2, HEIGHT as i32 / 2),
+            )
+            .map_err(&error)?;
+        } else {
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight, chart_name)?;
         }
         root.present().map_err(&error)?;
     }

@@ -3,6 +3,7 @@
 //! precision per detector from verdicts, time to triage, the identities with
 //! the most benign verdicts, and automatic threshold changes with their reasons.
 
+use super::Result;
 use crate::feedback::report::FeedbackSection;
 use std::fmt::Write;
 
@@ -158,18 +159,7 @@ pub fn markdown(out: &mut String, section: &FeedbackSection) {
     let _ = writeln!(out, "{}\n", escape(&triage_line(section)));
     let tables = tables(section);
     let mut table = |title: &str, header: &[&str], rows: &[Vec<String>], empty: &str| {
-        let _ = writeln!(out, "### {title}\n");
-        if rows.is_empty() {
-            let _ = writeln!(out, "_{empty}_\n");
-            return;
-        }
-        let _ = writeln!(out, "| {} |", header.join(" | "));
-        let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
-        for row in rows {
-            let cells: Vec<String> = row.iter().map(|cell| escape(cell)).collect();
-            let _ = writeln!(out, "| {} |", cells.join(" | "));
-        }
-        out.push('\n');
+        super::markdown::titled_table(out, title, header, rows, empty);
     };
     table(
         "Suppressions expiring within 7 days",
@@ -209,41 +199,24 @@ pub fn markdown(out: &mut String, section: &FeedbackSection) {
     );
 }
 
-/// The section in HTML (`<h2 id="feedback">`).
-pub fn html(out: &mut String, section: &FeedbackSection) {
+/// The section in HTML (`<h2 id="feedback">`), with the alerts-per-day chart.
+pub fn html(out: &mut String, section: &FeedbackSection, date: chrono::NaiveDate) -> Result<()> {
     use super::html::escape;
     let _ = writeln!(out, "<h2 id=\"feedback\">Feedback</h2>");
     if !section.available {
         out.push_str("<p class=\"na\">No triage data in this catalog.</p>\n");
-        return;
+        return Ok(());
     }
     let _ = writeln!(out, "<p>{}</p>", escape(&triage_line(section)));
+    let _ = writeln!(
+        out,
+        "<div class=\"charts\"><div class=\"chart wide\">{}</div></div>",
+        super::charts::alerts_per_day(section, date)?
+    );
     let tables = tables(section);
     let mut table =
         |title: &str, header: &[&str], rows: &[Vec<String>], numeric: &[usize], empty: &str| {
-            let _ = writeln!(out, "<h3>{}</h3>", escape(title));
-            if rows.is_empty() {
-                let _ = writeln!(out, "<p class=\"na\">{}</p>", escape(empty));
-                return;
-            }
-            out.push_str("<table><thead><tr>");
-            for column in header {
-                let _ = write!(out, "<th>{}</th>", escape(column));
-            }
-            out.push_str("</tr></thead><tbody>");
-            for row in rows {
-                out.push_str("<tr>");
-                for (index, cell) in row.iter().enumerate() {
-                    let class = if numeric.contains(&index) {
-                        " class=\"num\""
-                    } else {
-                        ""
-                    };
-                    let _ = write!(out, "<td{class}>{}</td>", escape(cell));
-                }
-                out.push_str("</tr>");
-            }
-            out.push_str("</tbody></table>\n");
+            super::html::titled_table(out, title, header, rows, numeric, empty);
         };
     table(
         "Suppressions expiring within 7 days",
@@ -287,6 +260,7 @@ pub fn html(out: &mut String, section: &FeedbackSection) {
         &[2, 3],
         "No anomalies in 8 days.",
     );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -324,7 +298,7 @@ mod tests {
             ..FeedbackSection::default()
         };
         let mut html_text = String::new();
-        html(&mut html_text, &section);
+        html(&mut html_text, &section, at.date_naive()).expect("html");
         assert!(!html_text.contains("<script>"), "{html_text}");
         assert!(html_text.contains("&lt;script&gt;"));
         assert!(html_text.contains("raised from any to medium"));

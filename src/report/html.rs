@@ -100,6 +100,30 @@ fn table(
     out.push_str("</tbody></table>\n");
 }
 
+/// A `<h3>` titled table of plain-text cells (escaped here), or `empty` in
+/// place of a table without rows.
+pub(crate) fn titled_table(
+    out: &mut String,
+    title: &str,
+    header: &[&str],
+    rows: &[Vec<String>],
+    numeric: &[usize],
+    empty: &str,
+) {
+    let _ = writeln!(out, "<h3>{}</h3>", escape(title));
+    if rows.is_empty() {
+        let _ = writeln!(out, "<p class=\"na\">{}</p>", escape(empty));
+        return;
+    }
+    table(
+        out,
+        header,
+        rows.iter()
+            .map(|row| row.iter().map(|cell| escape(cell)).collect()),
+        numeric,
+    );
+}
+
 fn table_section(out: &mut String, anchor: &str, title: &str, section: &TableSection) {
     let _ = writeln!(out, "<h2 id=\"{anchor}\">{}</h2>", escape(title));
     if !section.available || section.rows.is_empty() {
@@ -179,7 +203,7 @@ pub fn to_html(report: &Report) -> Result<String> {
     );
     out.push_str(
         "<nav><a href=\"#incidents\">Incidents</a><a href=\"#activity\">Activity</a><a href=\"#first-seen\">First seen</a>\
-         <a href=\"#denied\">Denied</a><a href=\"#rbac\">RBAC</a><a href=\"#models\">Models</a><a href=\"#feedback\">Feedback</a><a href=\"#ingest\">Ingest</a>\
+         <a href=\"#denied\">Denied</a><a href=\"#rbac\">RBAC</a><a href=\"#rbac-drift\">RBAC drift</a><a href=\"#models\">Models</a><a href=\"#feedback\">Feedback</a><a href=\"#ingest\">Ingest</a>\
          <a href=\"#compliance\">Compliance</a></nav>\n",
     );
     out.push_str("<div class=\"cards\">");
@@ -394,8 +418,9 @@ pub fn to_html(report: &Report) -> Result<String> {
         "Unused sensitive grants",
         &report.rbac_unused_grants,
     );
+    super::drift_section::html(&mut out, &report.rbac_drift, report.date)?;
     table_section(&mut out, "models", "Model status", &report.models);
-    super::feedback_section::html(&mut out, &report.feedback);
+    super::feedback_section::html(&mut out, &report.feedback, report.date)?;
 
     let ingest = &report.ingest;
     let _ = writeln!(out, "<h2 id=\"ingest\">Ingest health</h2>");

@@ -34,6 +34,28 @@ fn table(out: &mut String, header: &[&str], rows: impl IntoIterator<Item = Vec<S
     out.push('\n');
 }
 
+/// A `###` titled table of plain-text cells (escaped here), or `empty` in
+/// place of a table without rows.
+pub(crate) fn titled_table(
+    out: &mut String,
+    title: &str,
+    header: &[&str],
+    rows: &[Vec<String>],
+    empty: &str,
+) {
+    let _ = writeln!(out, "### {title}\n");
+    if rows.is_empty() {
+        let _ = writeln!(out, "_{empty}_\n");
+        return;
+    }
+    table(
+        out,
+        header,
+        rows.iter()
+            .map(|row| row.iter().map(|cell| escape(cell)).collect()),
+    );
+}
+
 fn table_section(out: &mut String, title: &str, section: &TableSection) {
     let _ = writeln!(out, "## {title}\n");
     if !section.available || section.rows.is_empty() {
@@ -225,6 +247,7 @@ pub fn to_markdown(report: &Report) -> String {
         "Unused sensitive grants",
         &report.rbac_unused_grants,
     );
+    super::drift_section::markdown(&mut out, &report.rbac_drift);
     table_section(&mut out, "Model status", &report.models);
     super::feedback_section::markdown(&mut out, &report.feedback);
 

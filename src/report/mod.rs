@@ -14,6 +14,7 @@
 mod build;
 mod charts;
 mod config;
+mod drift_section;
 mod feedback_section;
 mod html;
 mod markdown;

@@ -54,6 +54,9 @@ pub struct Report {
     /// Verdicts, suppressions and automatic threshold changes (issue 9).
     #[serde(default)]
     pub feedback: crate::feedback::report::FeedbackSection,
+    /// New and removed grants since last week, over-privilege per identity per day (issue 9).
+    #[serde(default)]
+    pub rbac_drift: crate::rbac::drift::RbacDrift,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -138,6 +138,7 @@ pub fn export_catalog_snapshot(
     let tables = ["anomalies", "incidents", "parts"]
         .into_iter()
         .chain(["triage_events", "suppressions", "threshold_changes"])
+        .chain(["rbac_snapshots"])
         .chain(MODEL_TABLES)
         .chain(RISKY_GRANT_TABLES)
         .chain(UNUSED_GRANT_TABLES);
@@ -246,16 +247,7 @@ impl ReportScheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .expect("valid time")
-            .with_timezone(&Utc)
-    }
-
-    fn day(text: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("valid date")
-    }
+    use crate::test_support::{at, day};
 
     #[test]
     fn due_after_the_scheduled_time_for_the_previous_day() {

@@ -9,13 +9,12 @@
 
 use super::schema::event_schema;
 use super::{Result, StoreError};
-use crate::audit::{AuditEvent, IdentityKind};
+use crate::audit::{AuditEvent, EventText, IdentityKind};
 use arrow::array::{
     ArrayRef, Int32Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::record_batch::RecordBatch;
 use serde_json::value::RawValue;
-use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -228,7 +227,7 @@ impl EventColumns {
         origin: LineOrigin<'_>,
         retention: &ObjectRetention,
     ) where
-        S: Deref<Target = str> + Borrow<str> + Ord + serde::Serialize,
+        S: EventText,
         R: Deref<Target = RawValue>,
     {
         self.ts.append_value(event.ts);
@@ -403,7 +402,7 @@ impl PartitionedColumns {
         origin: LineOrigin<'_>,
         retention: &ObjectRetention,
     ) where
-        S: Deref<Target = str> + Borrow<str> + Ord + serde::Serialize,
+        S: EventText,
         R: Deref<Target = RawValue>,
     {
         let expected_rows = self.expected_rows;

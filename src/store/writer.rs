@@ -273,17 +273,22 @@ impl PartWriter {
     }
 }
 
-/// Reads a part's self-description from its footer.
-pub fn read_part_metadata(path: &Path) -> Result<PartMetadata> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
+/// Opens a part and reads its footer.
+fn open_footer(path: &Path) -> Result<parquet::file::reader::SerializedFileReader<File>> {
     let file = File::open(path).map_err(|source| StoreError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let reader = SerializedFileReader::new(file).map_err(|source| StoreError::Parquet {
+    parquet::file::reader::SerializedFileReader::new(file).map_err(|source| StoreError::Parquet {
         context: format!("reading footer of {}", path.display()),
         source,
-    })?;
+    })
+}
+
+/// Reads a part's self-description from its footer.
+pub fn read_part_metadata(path: &Path) -> Result<PartMetadata> {
+    use parquet::file::reader::FileReader;
+    let reader = open_footer(path)?;
     let text = reader
         .metadata()
         .file_metadata()
@@ -298,6 +303,29 @@ pub fn read_part_metadata(path: &Path) -> Result<PartMetadata> {
         })?;
     serde_json::from_str(&text).map_err(|error| {
         StoreError::Invalid(format!("{}: bad part metadata: {error}", path.display()))
+    })
+}
+
+/// A part's rows and uncompressed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PartSize {
+    pub rows: u64,
+    /// The row groups' uncompressed column data.
+    pub bytes: u64,
+}
+
+/// A part's size from its footer, without reading its data.
+pub fn read_part_size(path: &Path) -> Result<PartSize> {
+    use parquet::file::reader::FileReader;
+    let reader = open_footer(path)?;
+    let metadata = reader.metadata();
+    Ok(PartSize {
+        rows: metadata.file_metadata().num_rows().max(0) as u64,
+        bytes: metadata
+            .row_groups()
+            .iter()
+            .map(|group| group.total_byte_size().max(0) as u64)
+            .sum(),
     })
 }
 

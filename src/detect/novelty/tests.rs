@@ -310,3 +310,42 @@ fn repeated_facts_of_one_kind_count_less() {
     assert!(two > one && two < mixed, "{one} {two} {mixed}");
     assert!((mixed - 0.64).abs() < 1e-9);
 }
+
+#[test]
+fn unlearning_a_confirmed_window_forgets_only_what_it_showed_first() {
+    let mut index = NoveltyIndex::new(NoveltyOptions::default());
+    let last = train_person(&mut index, "alice");
+    let attack_at = last + HOUR;
+    let attack = Request {
+        user: "alice",
+        verb: "get",
+        resource: "secrets",
+        namespace: "kube-system",
+        ip: "198.51.100.7",
+        agent: "curl/8.0",
+    };
+    index.observe(&request(&attack, attack_at, "attack-1"));
+    index.finish();
+    let later = attack_at + HOUR;
+    let kube_system = namespace_habit_key("kube-system");
+    let dev = namespace_habit_key("dev");
+    assert!(index.is_habitual("alice", &kube_system, later));
+    assert!(index.is_habitual("alice", "get secrets kube-system", later));
+    // Namespace, address, network, user-agent family, verb-resource action, exact action.
+    assert_eq!(
+        index.unlearn_window("alice", attack_at - MINUTE, attack_at + MINUTE),
+        6
+    );
+    assert!(!index.is_habitual("alice", &kube_system, later));
+    assert!(!index.is_habitual("alice", "get secrets kube-system", later));
+    assert!(
+        index.is_habitual("alice", &dev, later),
+        "what she did before the window stays known"
+    );
+    assert!(!index.is_learning("alice"));
+    assert_eq!(
+        index.unlearn_window("alice", attack_at - MINUTE, attack_at + MINUTE),
+        0
+    );
+    assert_eq!(index.unlearn_window("nobody", 0, i64::MAX), 0);
+}
