@@ -366,8 +366,9 @@ fn soak() {
     // where a leak shows. Single samples spike while a gRPC query runs inside
     // the daemon (DuckDB's working memory, capped by the query sandbox's
     // memory_limit, 1 GB by default) and grow with the files the query opens
-    // (an hour's 1-s parts until compaction merges the closed hour); the
-    // peak is only held under resting RSS + that cap + 256 MiB.
+    // (the open hour's 1-s parts not yet compacted), and while a compaction
+    // holds its input (bounded by store.compact_max_rows/_bytes); the peak
+    // is only held under resting RSS + that cap + 256 MiB.
     let quarter = (samples.len() / 4).max(1);
     let median_rss = |rss: Vec<u64>| {
         percentile(&rss.iter().map(|&kib| kib as f64).collect::<Vec<_>>(), 50.0) as u64
